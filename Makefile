@@ -1,0 +1,52 @@
+# homelab.core developer entry points. `make setup` then `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := collections/ansible_collections/homelab/core
+# Molecule scenarios live in the top-level molecule/ folder next to galaxy.yml.
+export MOLECULE_GLOB := molecule/*/molecule.yml
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+SCENARIO ?=
+
+.PHONY: help setup lint unit sanity molecule test bench clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.requirements-installed $(COLLECTION_LINK)  ## Create .venv, install Python deps, link the collection (idempotent).
+
+$(VENV)/.requirements-installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+lint: setup  ## yamllint, ansible-lint (production profile), module sanity, collection ranges.
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production
+	tests/scripts/sanity.sh
+	$(BIN)/python tests/scripts/check_collection_versions.py requirements.yml
+	$(BIN)/python tests/scripts/role_docs.py --check
+
+unit: setup  ## Unit tests for modules and module_utils.
+	$(BIN)/pytest
+
+molecule: setup  ## Molecule scenarios (all, or SCENARIO=name) on a real Docker engine.
+	tests/scripts/with-docker-engine.sh $(BIN)/molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
+
+test: lint unit molecule  ## Everything CI checks.
+
+bench: setup  ## Wall time of a fresh converge and a no-op re-run of site.yml.
+	tests/scripts/with-docker-engine.sh tests/scripts/bench.sh
+
+clean:  ## Remove the venv and the collection link (keeps cached test images).
+	rm -rf $(VENV) collections

@@ -90,20 +90,29 @@ def closed_port():
 
 
 class FakeClock:
-    """Replaces ``_compose.monotonic`` and ``_compose.wait``: waiting only moves the clock forward."""
+    """Replaces ``_compose.monotonic`` and ``_compose.wait``: waiting only moves the clock forward.
+
+    Only the test's own thread (the one running ``watch()``) moves the clock. A wait in any other thread, such
+    as a probe of ``watch()``, returns only once its event is set: were probe threads to move the clock too,
+    they would race through their backoff to the deadline before the test thread reads the states, at a time
+    that depends on thread scheduling. So a probe makes one attempt, then waits until ``watch()`` stops it.
+    """
 
     def __init__(self):
         self.now = 0.0
         self.waits = []
-        self.lock = threading.Lock()
+        self.owner = threading.current_thread()
 
     def monotonic(self):
         return self.now
 
     def wait(self, event, seconds):
-        with self.lock:
-            self.waits.append(seconds)
-            self.now += seconds
+        if threading.current_thread() is not self.owner:
+            # A safety net against a hang, not a pause: watch() sets the event as soon as it is done.
+            assert event.wait(30), "wait() in a probe thread was never released"
+            return True
+        self.waits.append(seconds)
+        self.now += seconds
         return event.is_set()
 
 

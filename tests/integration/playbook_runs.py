@@ -1,0 +1,33 @@
+"""Run the project's site.yml against a Molecule target from a testinfra suite.
+
+Used for negative converges: a bad input must fail with one clear sentence and
+change nothing on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+
+
+def run_site(*extra_args, playbook="site.yml"):
+    """Run ansible-playbook with Molecule's inventory; return (rc, combined output)."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    command = [
+        "ansible-playbook",
+        "--inventory", os.environ["MOLECULE_INVENTORY_FILE"],
+        os.path.join(PROJECT, playbook),
+    ] + list(extra_args)
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def recap_changed(output, host):
+    """The `changed=N` count from the play recap for host."""
+    match = re.search(r"^%s\s+:.*\bchanged=(\d+)" % re.escape(host), output, re.MULTILINE)
+    if match is None:
+        raise AssertionError("no play recap for %s in:\n%s" % (host, output))
+    return int(match.group(1))

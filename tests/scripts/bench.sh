@@ -13,7 +13,7 @@ trap cleanup EXIT
 molecule destroy --scenario-name "$scenario" >/dev/null
 molecule create --scenario-name "$scenario" >/dev/null
 molecule prepare --scenario-name "$scenario" >/dev/null
-inventory=$(ls -d "$HOME"/.ansible/tmp/molecule.*."$scenario"/inventory | head -1)
+inventory=$(find "$HOME/.ansible/tmp" -maxdepth 2 -path "*/molecule.*.$scenario/inventory" | head -1)
 
 log=$(mktemp)
 converge() {

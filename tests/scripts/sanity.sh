@@ -31,5 +31,7 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t 
 git -C "$tree" init -q && git -C "$tree" add -A
 
 cd "$tree"
+# pip's progress chatter from the per-test venv installs is dropped from the log.
 "$repo/.venv/bin/ansible-test" sanity --local --python "$("$repo/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
-    --color no "$@"
+    --color no "$@" 2>&1 \
+    | grep --line-buffered -v -E '^(WARNING: Location|Looking in links|Processing |Collecting |Downloading |Installing collected|Successfully (un)?installed|  Attempting uninstall|    Found existing|    Uninstalling|      Successfully uninstalled|Requirement already|Using cached|     ━)'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ansible-test sanity for the collection's modules, module_utils and tests.
 #
-# ansible-test creates one venv per sanity test (cached under .cache/) and
+# ansible-test creates one venv per sanity test (cached, see below) and
 # installs its pinned requirements from PyPI; only its pip bootstrap download is
 # unreachable here, so a stand-in (tests/scripts/get-pip-standin.py) replaces it.
 # ansible-test also needs the collection at .../ansible_collections/homelab/core
@@ -17,7 +17,11 @@ fi
 
 # Each sanity test gets a venv that ansible-test bootstraps with a downloaded
 # get-pip.py; point its cache at our ensurepip-based stand-in instead.
-export HOME="$repo/.cache/sanity-home"
+# The venvs are kept between runs and clones (like the target image) in
+# HOMELAB_TEST_CACHE when it is writable, else in .cache/.
+cache=${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}
+mkdir -p "$cache" 2>/dev/null && [[ -w "$cache" ]] || cache="$repo/.cache"
+export HOME="$cache/sanity-home"
 ansible_test_dir=$("$repo/.venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')
 pip_version=$(grep -oP "pip='\K[0-9.]+" "$ansible_test_dir/_internal/python_requirements.py")
 mkdir -p "$HOME/.ansible/test/cache"

@@ -31,6 +31,13 @@ options:
       - When V(false), problems are only reported.
     type: bool
     default: false
+  warn_on_problem:
+    description:
+      - Also emit every problem found as an Ansible warning (its diagnosis, then its remedy), so that it shows in the play
+        output without registering the result.
+      - Has no effect when O(required=true) and a problem is found, because the module then fails with the diagnosis.
+    type: bool
+    default: false
   check_toolkit:
     description:
       - Look for the NVIDIA Container Toolkit and report V(toolkit_missing) when it is absent.
@@ -106,6 +113,13 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ gpu.diagnosis }} {{ gpu.remedy }}"
   when: gpu.diagnosis is not none
+
+- name: Look for a usable GPU, warning (not failing) when there is none
+  homelab.core.gpu_info:
+    check_toolkit: false
+    check_docker: false
+    warn_on_problem: true
+  register: gpu
 
 - name: Require a working driver before the toolkit is installed
   homelab.core.gpu_info:
@@ -563,6 +577,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             required=dict(type="bool", default=False),
+            warn_on_problem=dict(type="bool", default=False),
             check_toolkit=dict(type="bool", default=True),
             check_docker=dict(type="bool", default=True),
             cdi_spec_dirs=dict(type="list", elements="path", default=["/etc/cdi", "/var/run/cdi"]),
@@ -577,6 +592,9 @@ def main():
     result = GpuInfo(module).gather()
     if module.params["required"] and result["problems"]:
         module.fail_json(msg="%s %s" % (result["diagnosis"], result["remedy"]), **result)
+    if module.params["warn_on_problem"]:
+        for problem in result["problems"]:
+            module.warn("%s %s" % (problem["diagnosis"], problem["remedy"]))
     module.exit_json(**result)
 
 

@@ -6,6 +6,7 @@ change nothing on the host.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -31,3 +32,15 @@ def recap_changed(output, host):
     if match is None:
         raise AssertionError("no play recap for %s in:\n%s" % (host, output))
     return int(match.group(1))
+
+
+def flat(output):
+    """The output with every run of white space made one space (the YAML result format folds long messages)."""
+    return " ".join(output.split())
+
+
+def gpu_facts(*extra_args):
+    """Run tests/integration/gpu_facts.yml; return (rc, output, the GPU facts it printed or None)."""
+    rc, output = run_site(*extra_args, playbook=os.path.join("tests", "integration", "gpu_facts.yml"))
+    match = re.search(r"HOMELAB_TEST_GPU_FACTS=(\{[^}]*\})", output)
+    return rc, output, json.loads(match.group(1)) if match else None

@@ -11,6 +11,7 @@ in the README is written by hand.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 
@@ -28,7 +29,12 @@ def _default(option):
     if "default" not in option:
         return "*required*" if option.get("required") else ""
     default = option["default"]
-    text = default if isinstance(default, str) else yaml.safe_dump(default, default_flow_style=True).strip()
+    if isinstance(default, str):
+        text = default
+    elif isinstance(default, (dict, list)):
+        text = yaml.safe_dump(default, default_flow_style=True, width=10**6).strip()
+    else:
+        text = json.dumps(default)
     return "`%s`" % _cell(text) if text != "" else '`""`'
 
 

@@ -163,6 +163,40 @@ def test_no_gpu_required_fails_with_the_facts(run, host):
     assert result["gpu_count"] == 0
 
 
+@pytest.fixture
+def warnings(monkeypatch):
+    """The warnings the module emits, in order."""
+    emitted = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: emitted.append(message))
+    return emitted
+
+
+def test_no_gpu_warns_only_when_asked(run, host, warnings):
+    run()
+    assert warnings == []
+    result = run(warn_on_problem=True, check_toolkit=False, check_docker=False)
+    assert result["failed"] is False
+    assert warnings == ["%s %s" % (result["diagnosis"], result["remedy"])]
+    assert warnings[0].startswith("no_driver: nvidia-smi was found neither on PATH")
+
+
+def test_warn_on_problem_warns_every_problem(run, host, warnings):
+    host.healthy()
+    host.add(PROBE_RUNTIME, "probe_gpus_no_device_driver", rc=125)
+    host.add(PROBE_CDI, "probe_nvml_unknown_error", rc=255)
+    result = run(probe_container=True, warn_on_problem=True)
+    assert result["failed"] is False
+    assert warnings == ["%s %s" % (problem["diagnosis"], problem["remedy"]) for problem in result["problems"]]
+    assert len(warnings) == 2
+
+
+def test_healthy_host_emits_no_warning(run, host, warnings):
+    host.healthy()
+    result = run(warn_on_problem=True)
+    assert result["problems"] == []
+    assert warnings == []
+
+
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_healthy_single_gpu(run, host, check_mode):
     host.healthy()

@@ -1,0 +1,71 @@
+"""The GPU layer on a host without a GPU: auto skips with a warning, required fails, off looks at nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from playbook_runs import flat, gpu_facts, recap_changed, run_site  # noqa: E402
+
+NO_DRIVER = "no_driver: nvidia-smi was found neither on PATH nor at /usr/lib/wsl/lib/nvidia-smi: no NVIDIA driver is installed"
+NO_DRIVER_REMEDY = "Install the NVIDIA driver for this GPU (Debian: the nvidia-driver package from non-free), reboot"
+CPU_ONLY = {"count": 0, "reservation": "none"}
+
+
+def test_required_mode_fails_with_the_diagnosis_and_changes_nothing(host):
+    daemon_json = host.file("/etc/docker/daemon.json").sha256sum
+    rc, output = run_site("-e", "homelab_gpu_mode=required")
+    assert rc != 0
+    assert "fatal: [%s]" % host.backend.host in output
+    assert NO_DRIVER in flat(output)
+    assert NO_DRIVER_REMEDY in flat(output)
+    assert recap_changed(output, host.backend.host) == 0
+    assert host.file("/etc/docker/daemon.json").sha256sum == daemon_json
+
+
+def test_auto_mode_warns_and_the_facts_say_cpu_only(host):
+    rc, output, facts = gpu_facts()
+    assert rc == 0, output
+    assert "[WARNING]: " + NO_DRIVER in output
+    assert "the stacks run CPU-only" in flat(output)
+    assert facts == CPU_ONLY
+    assert recap_changed(output, host.backend.host) == 0
+
+
+def test_off_mode_looks_at_nothing(host):
+    rc, output, facts = gpu_facts("-e", "homelab_gpu_mode=off")
+    assert rc == 0, output
+    assert "no_driver" not in output
+    assert facts == CPU_ONLY
+
+
+def test_bad_gpu_mode_fails_with_the_choices(host):
+    rc, output = run_site("-e", "homelab_gpu_mode=maybe")
+    assert rc != 0
+    assert "value of homelab_gpu_mode must be one of: auto, required, off, got: maybe" in flat(output)
+    assert recap_changed(output, host.backend.host) == 0
+
+
+def test_daemon_json_has_no_nvidia_runtime(host):
+    config = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert "nvidia" not in config.get("runtimes", {})
+    assert "default-runtime" not in config
+    assert "features" not in config
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/apt/sources.list.d/nvidia-container-toolkit.sources",
+        "/etc/apt/keyrings/nvidia-container-toolkit.asc",
+        "/etc/udev/rules.d/71-nvidia-dev-char.rules",
+        "/etc/cdi/nvidia.yaml",
+        "/usr/bin/nvidia-ctk",
+    ],
+)
+def test_nothing_gpu_related_is_installed(host, path):
+    assert not host.file(path).exists

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Real-hardware check of the GPU layer: run homelab.core.gpu_info, probe
+# containers included, against this machine and print its JSON result on stdout
+# (warnings and errors go to stderr).
+#
+# Usage: scripts/gpu-check.sh [ansible options]      e.g. --become --ask-become-pass
+# Env:   GPU_CHECK_PROBE_IMAGE   probe image (default nvidia/cuda:12.4.1-base-ubuntu22.04;
+#                                Docker pulls it when it is missing)
+#        GPU_CHECK_REQUIRED      "true" makes any problem fail the check (exit 2)
+# Needs `make setup` (the .venv and the collection link); the machine needs the
+# NVIDIA driver, Docker, and for a clean result the NVIDIA Container Toolkit.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+image=${GPU_CHECK_PROBE_IMAGE:-nvidia/cuda:12.4.1-base-ubuntu22.04}
+required=${GPU_CHECK_REQUIRED:-false}
+
+if [[ ! -e $repo/collections/ansible_collections/homelab/core ]]; then
+    echo "gpu-check: the collection link is missing; run 'make setup' in $repo first." >&2
+    exit 1
+fi
+ansible_bin=$repo/.venv/bin/ansible
+[[ -x $ansible_bin ]] || ansible_bin=ansible
+
+result=$(mktemp)
+trap 'rm -f "$result"' EXIT
+
+# ansible.posix.json prints the whole run as one JSON document; keep gpu_info's result.
+rc=0
+ANSIBLE_CONFIG=$repo/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$repo/collections \
+    ANSIBLE_LOAD_CALLBACK_PLUGINS=true ANSIBLE_STDOUT_CALLBACK=ansible.posix.json \
+    "$ansible_bin" localhost --inventory localhost, --connection local \
+    --extra-vars 'ansible_python_interpreter={{ ansible_playbook_python }}' \
+    --module-name homelab.core.gpu_info \
+    --args "{\"probe_container\": true, \"probe_image\": \"$image\", \"required\": $required}" \
+    "$@" >"$result" || rc=$?
+
+"$(dirname "$ansible_bin")/python3" - "$result" <<'PYTHON' || rc=${rc/#0/1}
+import json
+import sys
+
+with open(sys.argv[1], encoding="utf-8") as handle:
+    run = json.load(handle)
+result = run["plays"][0]["tasks"][0]["hosts"]["localhost"]
+json.dump(result, sys.stdout, indent=2, sort_keys=True)
+print()
+PYTHON
+exit "$rc"

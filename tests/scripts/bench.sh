@@ -31,3 +31,4 @@ converge "fresh converge"
 converge "no-op re-run"
 converge "no-op re-run (again)"
 rm -f "$log"
+.venv/bin/python tests/scripts/bench_stack_health.py

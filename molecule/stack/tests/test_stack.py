@@ -1,0 +1,218 @@
+"""The main stack as a user observes it after site.yml, drift and bad input."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from junit_changes import changed_tasks, expected_changes, latest_report  # noqa: E402
+from playbook_runs import recap_changed, run_site  # noqa: E402
+
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+ROOT = "/opt/homelab"
+PROJECT = "homelab"
+SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
+AFTER_DRIFT = bool(expected_changes(EPHEMERAL))
+first_verify_only = pytest.mark.skipif(AFTER_DRIFT, reason="runs once, in the verify before the drift")
+
+
+def containers(host):
+    lines = host.check_output("docker compose -p %s ps --all --format json" % PROJECT).splitlines()
+    return {entry["Service"]: entry for entry in map(json.loads, lines)}
+
+
+def secret_values(host):
+    values = json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string).values()
+    token = host.file(ROOT + "/secrets/cloudflared-token").content_string
+    return [value for value in values if len(value) >= 8] + [token]
+
+
+def test_every_service_is_healthy_per_stack_health(host):
+    rc, output = run_site(playbook="playbooks/health.yml")
+    assert rc == 0, output
+    for service in SERVICES:
+        assert service in output
+
+
+def test_every_container_runs_and_reports_healthy(host):
+    state = containers(host)
+    assert sorted(state) == sorted(SERVICES)
+    for service, entry in state.items():
+        assert (entry["State"], entry["Health"]) == ("running", "healthy"), service
+
+
+def test_images_came_from_the_configured_registry(host):
+    for service, entry in containers(host).items():
+        assert entry["Image"].startswith("127.0.0.1:5000/"), service
+
+
+def test_no_port_listens_on_every_address(host):
+    listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
+    published = [address for address in listeners if address.endswith((":11434", ":3000", ":5678", ":8000", ":6001"))]
+    assert sorted(published) == sorted("127.0.0.1:%d" % port for port in (11434, 3000, 5678, 8000, 6001))
+    assert not [address for address in listeners if address.startswith(("0.0.0.0:", "*:", "[::]:"))
+                and not address.endswith(":5000")]  # 5000: the test registry itself
+
+
+@pytest.mark.parametrize(
+    "path, owner, mode",
+    [
+        (ROOT + "/secrets", "root", 0o700),
+        (ROOT + "/secrets/main-stack.json", "root", 0o600),
+        (ROOT + "/secrets/cloudflared-token", "65532", 0o400),
+        (ROOT + "/env/n8n.env", "root", 0o600),
+        (ROOT + "/env/coolify.env", "root", 0o600),
+        (ROOT + "/env/coolify-db.env", "root", 0o600),
+        (ROOT + "/data/ollama", "root", 0o755),
+        (ROOT + "/data/open-webui", "root", 0o755),
+        (ROOT + "/data/n8n", "1000", 0o700),
+        (ROOT + "/data/coolify", "9999", 0o755),
+        (ROOT + "/data/coolify/ssh/keys", "9999", 0o700),
+        (ROOT + "/data/coolify-db", "70", 0o700),
+        (ROOT + "/data/coolify-redis", "999", 0o750),
+    ],
+)
+def test_files_and_data_tree_have_the_owner_and_mode_each_image_needs(host, path, owner, mode):
+    entry = host.file(path)
+    assert entry.exists
+    assert str(entry.uid) == owner or entry.user == owner
+    assert entry.mode == mode
+
+
+def test_services_wrote_into_their_data_directories(host):
+    assert host.file(ROOT + "/data/coolify-db/PG_VERSION").exists
+    assert host.file(ROOT + "/data/open-webui/webui.db-standin").exists
+
+
+def test_token_is_not_in_docker_inspect_argv_or_environment(host):
+    token = host.file(ROOT + "/secrets/cloudflared-token").content_string
+    inspect = host.check_output("docker inspect $(docker ps -aq)")
+    assert token not in inspect
+    assert "TUNNEL_TOKEN_FILE=/etc/cloudflared/token" in inspect
+
+
+def test_no_secret_appears_in_any_ansible_output(host):
+    reports = glob.glob(os.path.join(EPHEMERAL, "junit", "*.xml"))
+    assert reports
+    text = "".join(open(path, encoding="utf-8").read() for path in reports)
+    leaked = [value[:4] + "..." for value in secret_values(host) if value in text]
+    assert leaked == []
+
+
+def http_json(host, url):
+    """GET a URL from inside the target (it has python3, not curl or wget)."""
+    return json.loads(host.check_output(
+        "python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' %s" % url))
+
+
+def test_n8n_owner_was_provisioned(host):
+    settings = http_json(host, "http://127.0.0.1:5678/rest/settings")
+    assert settings["data"]["userManagement"]["showSetupOnFirstLoad"] is False
+
+
+def test_n8n_urls_name_the_public_hostname_not_localhost(host):
+    env = http_json(host, "http://127.0.0.1:5678/rest/standin/env")
+    assert env["WEBHOOK_URL"] == "https://n8n.homelab.test/"
+    assert (env["N8N_HOST"], env["N8N_PROTOCOL"]) == ("n8n.homelab.test", "https")
+
+
+def test_coolify_key_is_authorized_once(host):
+    public_key = host.file(ROOT + "/data/coolify/ssh/keys/id.root@host.docker.internal.pub").content_string.split()[1]
+    assert host.file("/root/.ssh/authorized_keys").content_string.count(public_key) == 1
+    assert host.file("/data/coolify").linked_to == ROOT + "/data/coolify"
+
+
+def test_last_converge_changed_only_the_drift(host):
+    """Before the drift: the check-mode run predicted nothing. After it: exactly the repairs."""
+    changed = changed_tasks(latest_report(os.path.join(EPHEMERAL, "junit")))
+    assert changed == expected_changes(EPHEMERAL)
+
+
+def test_drift_was_repaired(host):
+    assert "0.0.0.0" not in host.file(ROOT + "/docker-compose.yml").content_string
+    assert containers(host)["n8n"]["State"] == "running"
+    assert host.file(ROOT + "/data/open-webui").exists
+    # Written by Open-WebUI at start: the recreated directory is the one its container mounts.
+    assert host.file(ROOT + "/data/open-webui/webui.db-standin").exists
+
+
+@first_verify_only
+def test_changed_inventory_secret_recreates_only_the_affected_service(host):
+    before = {service: entry["ID"] for service, entry in containers(host).items()}
+    rc, output = run_site("-e", json.dumps({"main_stack_secrets": {"open_webui_secret_key": "rotated-by-the-test-0123456789"}}))
+    assert rc == 0, output
+    after = {service: entry["ID"] for service, entry in containers(host).items()}
+    assert [service for service in SERVICES if before[service] != after[service]] == ["open-webui"]
+    assert "rotated-by-the-test-0123456789" not in output
+
+
+@first_verify_only
+def test_teardown_and_redeploy_keep_a_database_row(host):
+    psql = "docker exec homelab-coolify-db-1 psql -U coolify -d coolify -tAc "
+    host.check_output(psql + "\"CREATE TABLE IF NOT EXISTS survives (note text); INSERT INTO survives VALUES ('kept')\"")
+    rc, output = run_site("-e", "homelab_stack_state=absent")
+    assert rc == 0, output
+    assert host.check_output("docker ps -aq --filter label=com.docker.compose.project=%s" % PROJECT) == ""
+    assert host.file(ROOT + "/data/coolify-db/PG_VERSION").exists
+    rc, output = run_site()
+    assert rc == 0, output
+    assert host.check_output(psql + "\"SELECT note FROM survives\"") == "kept"
+
+
+def _refused(host, extra_vars, *sentences):
+    before = host.check_output("sha256sum %s/docker-compose.yml %s/secrets/main-stack.json" % (ROOT, ROOT))
+    rc, output = run_site("-e", json.dumps(extra_vars))
+    flat = " ".join(output.split())
+    assert rc != 0
+    for sentence in sentences:
+        assert sentence in flat
+    assert recap_changed(output, host.backend.host) == 0
+    assert host.check_output("sha256sum %s/docker-compose.yml %s/secrets/main-stack.json" % (ROOT, ROOT)) == before
+    return flat
+
+
+@first_verify_only
+def test_malformed_token_fails_without_printing_it(host):
+    bad_token = "bm90LWEtdG9rZW4tYXQtYWxs"
+    flat = _refused(host, {"homelab_cloudflared_tunnel_token": bad_token}, "homelab_cloudflared_tunnel_token does not decode to JSON")
+    assert bad_token not in flat
+
+
+@first_verify_only
+def test_missing_required_secret_fails(host):
+    _refused(host, {"main_stack_n8n_owner_password": ""},
+             "main_stack_n8n_owner_password is required (8 characters or more) when main_stack_n8n_owner_email is set")
+
+
+@first_verify_only
+def test_port_collision_fails(host):
+    ports = {"ollama": 11434, "open_webui": 5678, "n8n": 5678, "coolify": 8000, "coolify_realtime": 6001}
+    _refused(host, {"main_stack_ports": ports}, "main_stack_ports gives the same host port to several services (open_webui, n8n)")
+
+
+@first_verify_only
+def test_relative_homelab_root_fails(host):
+    _refused(host, {"homelab_root": "opt/homelab"}, "must be absolute paths")
+
+
+@first_verify_only
+def test_silent_rotation_of_a_pinned_secret_fails(host):
+    _refused(host, {"main_stack_secrets": {"n8n_encryption_key": "a-different-key-0123456789"}},
+             "main_stack_secrets changes n8n_encryption_key")
+
+
+@first_verify_only
+def test_without_a_token_cloudflared_goes_and_the_run_warns(host):
+    rc, output = run_site("-e", "homelab_cloudflared_tunnel_token=''")
+    assert rc == 0, output
+    assert "homelab_cloudflared_tunnel_token is empty, so cloudflared is not deployed and remote access is off." in " ".join(output.split())
+    assert "cloudflared" not in containers(host)
+    assert not host.file(ROOT + "/secrets/cloudflared-token").exists
+    rc, output = run_site()
+    assert rc == 0, output
+    assert containers(host)["cloudflared"]["Health"] == "healthy"

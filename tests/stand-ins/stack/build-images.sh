@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Build (once) the images of the main-stack end-to-end test: the REAL
+# PostgreSQL and Redis servers from Debian packages, and STAND-INs for Ollama,
+# Open WebUI, n8n, Coolify, Coolify's realtime server and cloudflared (see
+# README.md). No registry is reachable here, so the test pushes these into a
+# local registry inside its Molecule target, under the role's pinned names.
+#
+# Output, in ${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}/stack-images:
+#   <name>.tar     one `docker save` archive per image
+#   <name>.key     the hash of the inputs that built it
+#   images.txt     one line per image: "<tar file> <repository path>:<tag>",
+#                  the tar file relative to images.txt, ready for
+#                  skopeo copy docker-archive:<tar> docker://127.0.0.1:5000/<repository path>:<tag>
+# An image is rebuilt only when its inputs changed (this script, base/,
+# common/, its own directory, the Debian rootfs); otherwise "<name>: cached".
+# Docker objects it makes: images homelab-test/stack-*, and build containers
+# homelab-stack-build-* that it removes again.
+#
+# Usage: build-images.sh
+# Env:   HOMELAB_TEST_CACHE (default /var/cache/homelab-test)
+set -Eeuo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../../.." && pwd)
+out="${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}/stack-images"
+target_image=homelab-test/debian-systemd:trixie
+python_image=homelab-test/stack-python:trixie
+standin_image=homelab-test/stack-standin-base:trixie
+standin_tools="apt-get update -q >/dev/null
+    apt-get install -y -q curl wget >/dev/null
+    rm -rf /var/lib/apt/lists/*"
+install_standin="sh /homelab-build/install-standin.sh"
+
+# <name> <repository path:tag in the test registry> <parent image>
+images=(
+    "postgres library/postgres:16-alpine $python_image"
+    "redis library/redis:7-alpine $python_image"
+    "ollama ollama/ollama:0.5.12 $python_image"
+    "open-webui open-webui/open-webui:v0.5.20 $standin_image"
+    "n8n n8nio/n8n:1.80.3 $standin_image"
+    "coolify coollabsio/coolify:4.0.0-beta.400 $standin_image"
+    "coolify-realtime coollabsio/coolify-realtime:1.0.6 $standin_image"
+    "cloudflared cloudflare/cloudflared:2025.2.1 $python_image"
+)
+
+# recipe NAME: sets `setup` (commands run as root in the build container, after
+# NAME's files and common/ are copied to /homelab-build), `changes` (for docker
+# commit) and `create_options` (for docker create; docker commit keeps them).
+recipe() {
+    local label="LABEL org.homelab.test-image=\"STAND-IN for tests, imitating $2; not the real software\""
+    create_options=()
+    case "$1" in
+        postgres)
+            setup="bash /homelab-build/install.sh"
+            create_options=(--stop-signal SIGINT)
+            changes=("ENV PGDATA=/var/lib/postgresql/data"
+                "ENV PATH=/usr/lib/postgresql/current/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                "VOLUME /var/lib/postgresql/data" "EXPOSE 5432"
+                'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["postgres"]') ;;
+        redis)
+            setup="bash /homelab-build/install.sh"
+            changes=("WORKDIR /data" "VOLUME /data" "EXPOSE 6379"
+                'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["redis-server"]') ;;
+        ollama)
+            setup="$install_standin ollama.py:/usr/bin/ollama"
+            changes=("ENV OLLAMA_HOST=0.0.0.0:11434" "EXPOSE 11434"
+                'ENTRYPOINT ["/bin/ollama"]' 'CMD ["serve"]' "$label") ;;
+        open-webui)
+            setup="$install_standin open_webui.py
+                install -D -m 0755 /homelab-build/start.sh /app/backend/start.sh
+                install -d /app/backend/data"
+            changes=("ENV ENV=prod" "ENV PORT=8080" "ENV OLLAMA_BASE_URL=/ollama" "ENV WEBUI_SECRET_KEY="
+                "WORKDIR /app/backend" "EXPOSE 8080" 'ENTRYPOINT []' 'CMD ["bash", "start.sh"]' "$label") ;;
+        n8n)
+            setup="groupadd --gid 1000 node
+                useradd --uid 1000 --gid node --create-home --shell /bin/sh node
+                $install_standin n8n.py:/usr/local/bin/n8n
+                install -m 0755 /homelab-build/docker-entrypoint.sh /docker-entrypoint.sh
+                install -d -o node -g node /home/node/.n8n"
+            changes=("ENV NODE_ENV=production" "ENV N8N_RELEASE_TYPE=stable" "ENV N8N_VERSION=1.80.3"
+                "ENV SHELL=/bin/sh" "USER node" "WORKDIR /home/node" "EXPOSE 5678"
+                'ENTRYPOINT ["/docker-entrypoint.sh"]' 'CMD []' "$label") ;;
+        coolify)
+            setup="$install_standin coolify.py:/usr/local/bin/coolify-standin
+                install -d /var/www/html/storage/app"
+            changes=("WORKDIR /var/www/html" "EXPOSE 8080" 'ENTRYPOINT []' 'CMD ["coolify-standin"]' "$label") ;;
+        coolify-realtime)
+            setup="$install_standin realtime.py:/usr/local/bin/realtime-standin"
+            changes=("EXPOSE 6001 6002" 'ENTRYPOINT []' 'CMD ["realtime-standin"]' "$label") ;;
+        cloudflared)
+            setup="useradd --uid 65532 --user-group --home-dir /home/nonroot --shell /usr/sbin/nologin nonroot
+                install -d -o nonroot -g nonroot /home/nonroot
+                $install_standin cloudflared.py:/usr/local/bin/cloudflared"
+            changes=("USER nonroot" "WORKDIR /home/nonroot"
+                'ENTRYPOINT ["cloudflared", "--no-autoupdate"]' 'CMD ["version"]' "$label") ;;
+        *) echo "no recipe for $1" >&2; exit 1 ;;
+    esac
+}
+
+stage=$(mktemp -d)
+container=""
+cleanup() {
+    if [[ -n "$container" ]]; then
+        docker rm -f "$container" >/dev/null 2>&1 || true
+    fi
+    rm -rf "$stage"
+}
+trap cleanup EXIT
+
+# input_key DIR...: hash of this script, base/ and the DIRs' files, and the base rootfs layer.
+input_key() {
+    {
+        echo "$base_layer"
+        cd "$here"
+        find build-images.sh base "$@" -type f \( -name '*.py' -o -name '*.sh' \) -print0 | sort -z \
+            | xargs -0 sha256sum
+    } | sha256sum | cut -c1-16
+}
+
+# build_container NAME PARENT SETUP [FILE...]: run SETUP as root in a new
+# container homelab-stack-build-NAME after copying the FILEs to /homelab-build;
+# leaves the stopped container in $container; the log in $stage/NAME.log.
+build_container() {
+    local name=$1 parent=$2 setup=$3
+    shift 3
+    container="homelab-stack-build-$name"
+    docker rm -f "$container" >/dev/null 2>&1 || true
+    docker create --name "$container" --user root "${create_options[@]}" "$parent" \
+        bash -Eeuo pipefail -c "$setup
+            rm -rf /homelab-build" >/dev/null
+    rm -rf "$stage/homelab-build"
+    mkdir "$stage/homelab-build"
+    if (($#)); then
+        cp "$@" "$stage/homelab-build/"
+    fi
+    docker cp "$stage/homelab-build" "$container:/"
+    if ! docker start --attach "$container" >"$stage/$name.log" 2>&1; then
+        echo "build of $name failed; last lines of its log:" >&2
+        tail -n 40 "$stage/$name.log" >&2
+        exit 1
+    fi
+}
+
+# commit_container TAG CHANGE...: docker commit $container as TAG, then remove it.
+commit_container() {
+    local tag=$1 change args=()
+    shift
+    for change in "$@"; do
+        args+=(--change "$change")
+    done
+    docker commit "${args[@]}" "$container" "$tag" >/dev/null
+    docker rm "$container" >/dev/null
+    container=""
+}
+
+has_key() {
+    [[ $(docker image inspect -f '{{index .Config.Labels "org.homelab.build-key"}}' "$1" 2>/dev/null) == "$2" ]]
+}
+
+ensure_python_base() {
+    local key
+    key=$(input_key)
+    has_key "$python_image" "$key" && return
+    create_options=()
+    build_container python "$target_image" "bash /homelab-build/slim.sh" "$here/base/slim.sh"
+    docker export "$container" | docker import \
+        --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        --change "ENV LANG=C.UTF-8" \
+        --change 'CMD ["bash"]' \
+        --change 'LABEL org.homelab.test-image="base of the stack test images (Debian 13, python3); test harness only"' \
+        --change "LABEL org.homelab.build-key=$key" \
+        - "$python_image" >/dev/null
+    docker rm "$container" >/dev/null
+    container=""
+    echo "base: $python_image built ($(image_mb "$python_image") MB)"
+}
+
+ensure_standin_base() {
+    local key
+    key=$(input_key)
+    has_key "$standin_image" "$key" && return
+    ensure_python_base
+    create_options=()
+    build_container standin-base "$python_image" "$standin_tools"
+    commit_container "$standin_image" 'CMD ["bash"]' "LABEL org.homelab.build-key=$key" \
+        'LABEL org.homelab.test-image="base of the stand-in images (python3, curl, wget); test harness only"'
+    echo "base: $standin_image built ($(image_mb "$standin_image") MB)"
+}
+
+image_mb() {
+    echo $(($(docker image inspect -f '{{.Size}}' "$1") / 1000000))
+}
+
+build_image() { # build_image NAME REF PARENT TAG KEY
+    local name=$1 ref=$2 parent=$3 tag=$4 key=$5 files=() label
+    if [[ $parent == "$standin_image" ]]; then ensure_standin_base; else ensure_python_base; fi
+    recipe "$name" "$ref"
+    files=("$here/common/standin_http.py" "$here/common/install-standin.sh")
+    while IFS= read -r -d '' file; do
+        files+=("$file")
+    done < <(find "$here/$name" -maxdepth 1 -type f \( -name '*.py' -o -name '*.sh' \) -print0)
+    build_container "$name" "$parent" "$setup" "${files[@]}"
+    label=$(sed -n 's/^homelab-build: version //p' "$stage/$name.log")
+    if [[ -n "$label" ]]; then
+        changes+=("LABEL org.homelab.test-image=\"real ${label} server from Debian packages, published as $ref\"")
+    fi
+    commit_container "$tag" "${changes[@]}" "LABEL org.homelab.build-key=$key"
+}
+
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+started=$SECONDS
+printf 'base: %s %s\n' "$target_image" "$("$repo/tests/scripts/build-target-image.sh" "$target_image")"
+base_layer=$(docker image inspect -f '{{index .RootFS.Layers 0}}' "$target_image")
+
+manifest=()
+for spec in "${images[@]}"; do
+    read -r name ref parent <<<"$spec"
+    tag="homelab-test/stack-$name:${ref##*:}"
+    key=$(input_key common "$name")
+    manifest+=("$name.tar $ref")
+    if [[ -s "$out/$name.tar" && $(cat "$out/$name.key" 2>/dev/null) == "$key" ]]; then
+        echo "$name: cached"
+        continue
+    fi
+    begin=$SECONDS
+    build_image "$name" "$ref" "$parent" "$tag" "$key"
+    rm -f "$out/$name.key"
+    docker save -o "$out/$name.tar.partial" "$tag"
+    mv "$out/$name.tar.partial" "$out/$name.tar"
+    echo "$key" >"$out/$name.key"
+    echo "$name: built $tag in $((SECONDS - begin)) s ($(($(stat -c %s "$out/$name.tar") / 1000000)) MB archive)"
+done
+
+# Images this script superseded (dangling, with its label); one still in use stays.
+mapfile -t superseded < <(docker images -q -f dangling=true -f label=org.homelab.build-key)
+if ((${#superseded[@]})); then
+    docker image rm "${superseded[@]}" >/dev/null 2>&1 || true
+fi
+
+printf '%s\n' "${manifest[@]}" >"$out/images.txt.partial"
+mv "$out/images.txt.partial" "$out/images.txt"
+echo "stack images ready in $((SECONDS - started)) s: $out/images.txt"

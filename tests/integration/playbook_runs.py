@@ -39,6 +39,16 @@ def flat(output):
     return " ".join(output.split())
 
 
+def assert_refused(rc, output, host, *sentences):
+    """A bad-input run failed, said each sentence, and changed nothing; return its folded output."""
+    assert rc != 0, output
+    folded = flat(output)
+    for sentence in sentences:
+        assert sentence in folded
+    assert recap_changed(output, host) == 0
+    return folded
+
+
 def gpu_facts(*extra_args):
     """Run tests/integration/gpu_facts.yml; return (rc, output, the GPU facts it printed or None)."""
     rc, output = run_site(*extra_args, playbook=os.path.join("tests", "integration", "gpu_facts.yml"))

@@ -12,6 +12,8 @@ export MOLECULE_GLOB := molecule/*/molecule.yml
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 SCENARIO ?=
+# Whole outputs of the long targets; on failure the reasons are repeated at the end.
+TEST_LOGS := tests/output/logs
 
 .PHONY: help setup lint unit sanity molecule test bench clean
 
@@ -41,7 +43,8 @@ unit: setup  ## Unit tests for modules and module_utils.
 	$(BIN)/pytest
 
 molecule: setup  ## Molecule scenarios (all, or SCENARIO=name) on a real Docker engine.
-	tests/scripts/with-docker-engine.sh $(BIN)/molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
+	tests/scripts/repeat-failures.sh $(TEST_LOGS)/molecule.log \
+		tests/scripts/with-docker-engine.sh $(BIN)/molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
 
 test: lint unit molecule  ## Everything CI checks.
 

@@ -27,7 +27,7 @@ def containers(host):
 
 
 def secret_values(host):
-    values = json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string).values()
+    values = persisted_secrets(host).values()
     token = host.file(ROOT + "/secrets/cloudflared-token").content_string
     return [value for value in values if len(value) >= 8] + [token]
 
@@ -68,6 +68,9 @@ def test_no_port_listens_on_every_address(host):
         (ROOT + "/env/n8n.env", "root", 0o600),
         (ROOT + "/env/coolify.env", "root", 0o600),
         (ROOT + "/env/coolify-db.env", "root", 0o600),
+        (ROOT + "/secrets/open-webui/open_webui_secret_key", "root", 0o400),
+        (ROOT + "/secrets/n8n/n8n_encryption_key", "1000", 0o400),
+        (ROOT + "/secrets/coolify-db/coolify_db_password", "70", 0o400),
         (ROOT + "/data/ollama", "root", 0o755),
         (ROOT + "/data/open-webui", "root", 0o755),
         (ROOT + "/data/n8n", "1000", 0o700),
@@ -94,6 +97,33 @@ def test_token_is_not_in_docker_inspect_argv_or_environment(host):
     inspect = host.check_output("docker inspect $(docker ps -aq)")
     assert token not in inspect
     assert "TUNNEL_TOKEN_FILE=/etc/cloudflared/token" in inspect
+
+
+def persisted_secrets(host):
+    return json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string)
+
+
+def test_file_secrets_are_not_in_docker_inspect(host):
+    secrets = persisted_secrets(host)
+    inspect_all = host.check_output("docker inspect $(docker ps -aq)")
+    assert secrets["n8n_encryption_key"] not in inspect_all
+    assert secrets["open_webui_secret_key"] not in inspect_all
+    assert "N8N_ENCRYPTION_KEY_FILE=/run/secrets/n8n_encryption_key" in inspect_all
+    # Coolify itself still needs DB_PASSWORD in its environment; the database container does not.
+    inspect_db = host.check_output("docker inspect %s" % containers(host)["coolify-db"]["ID"])
+    assert secrets["coolify_db_password"] not in inspect_db
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/coolify_db_password" in inspect_db
+
+
+def test_services_use_the_secrets_from_their_files(host):
+    secrets = persisted_secrets(host)
+    # n8n stores the key it started with in its settings file (data/n8n/config).
+    settings = json.loads(host.file(ROOT + "/data/n8n/config").content_string)
+    assert settings["encryptionKey"] == secrets["n8n_encryption_key"]
+    webui_key = host.check_output("docker compose -p %s exec -T open-webui cat /app/backend/.webui_secret_key" % PROJECT)
+    assert webui_key == secrets["open_webui_secret_key"]
+    # Coolify logs in to PostgreSQL with coolify_db_password, which initdb took from the file.
+    assert containers(host)["coolify"]["Health"] == "healthy"
 
 
 def test_no_secret_appears_in_any_ansible_output(host):

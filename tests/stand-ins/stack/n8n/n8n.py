@@ -2,6 +2,9 @@
 
 Not n8n: no editor, no workflows. Runs as user node (uid 1000) with its data
 in $N8N_USER_FOLDER/.n8n (default /home/node/.n8n). On start, like n8n:
+  - takes a setting from the file named by <VARIABLE>_FILE when <VARIABLE>
+    itself is not set (its content as it is), and exits 1 when that file
+    cannot be read;
   - writes the settings file .n8n/config ({"encryptionKey": ...}, mode 0600):
     the key comes from N8N_ENCRYPTION_KEY, or is generated; a data directory
     that uid 1000 cannot write makes it exit 1 with "EACCES: permission denied";
@@ -47,6 +50,18 @@ def n8n_dir():
 
 def eacces(error):
     fail(SERVICE, f"Error: EACCES: permission denied, open '{error.filename}'")
+
+
+def load_file_settings():
+    """n8n's <VARIABLE>_FILE: the setting is the content of the named file."""
+    for name, path in sorted(os.environ.items()):
+        setting = name[: -len("_FILE")]
+        if not name.endswith("_FILE") or not setting or setting in os.environ:
+            continue
+        try:
+            os.environ[setting] = Path(path).read_text()
+        except OSError as error:
+            fail(SERVICE, f"Error: could not read {name} ({path}): {error.strerror}")
 
 
 def load_or_create_settings():
@@ -195,6 +210,7 @@ def main(argv):
     if argv and argv[0] != "start":
         fail(SERVICE, f"Error: STAND-IN n8n supports only 'start' and '--version', not {argv[0]!r}")
     exit_on_signals(SERVICE)
+    load_file_settings()
     load_or_create_settings()
     try:
         query("SELECT 1")

@@ -42,6 +42,9 @@ lint: setup  ## yamllint, ansible-lint (production profile), module sanity, coll
 unit: setup  ## Unit tests for modules and module_utils.
 	$(BIN)/pytest
 
+# Plain, unwrapped output whatever TERM says: the log is read by people, CI's tail and
+# repeat-failures.sh alike.
+molecule: export NO_COLOR := 1
 molecule: setup  ## Molecule scenarios (all, or SCENARIO=name) on a real Docker engine.
 	tests/scripts/repeat-failures.sh $(TEST_LOGS)/molecule.log \
 		tests/scripts/with-docker-engine.sh $(BIN)/molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)

@@ -12,18 +12,22 @@ import re
 import subprocess
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+# Colour codes, in case something still forces colour on.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def run_site(*extra_args, playbook="site.yml"):
-    """Run ansible-playbook with Molecule's inventory; return (rc, combined output)."""
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    """Run ansible-playbook with Molecule's inventory; return (rc, combined output, without colour)."""
+    # Molecule sets ANSIBLE_FORCE_COLOR=1 when its own output is coloured (TERM=xterm*),
+    # and that wins over ANSIBLE_NOCOLOR: colour codes would split the recap line.
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     command = [
         "ansible-playbook",
         "--inventory", os.environ["MOLECULE_INVENTORY_FILE"],
         os.path.join(PROJECT, playbook),
     ] + list(extra_args)
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, check=False)
-    return completed.returncode, completed.stdout + completed.stderr
+    return completed.returncode, ANSI_ESCAPE.sub("", completed.stdout + completed.stderr)
 
 
 def recap_changed(output, host):

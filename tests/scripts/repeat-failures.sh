@@ -19,9 +19,10 @@ if ((status == 0)); then
     exit 0
 fi
 
-# Drop colour codes; keep the lines that say what failed, the shortest kinds first,
+# Drop colour codes and the "  │ " that Molecule may put before a playbook's or
+# pytest's lines; keep the lines that say what failed, the shortest kinds first,
 # few enough that they fit in the tail CI shows.
-plain_log=$(sed -e 's/\x1b\[[0-9;]*m//g' "$log_file")
+plain_log=$(sed -e 's/\x1b\[[0-9;]*m//g' -e 's/^ *│ //' "$log_file")
 reasons=$(
     grep -E '^(FAILED|ERROR) [^ ]+::' <<<"$plain_log" || true
     # A fatal line and the indented YAML result lines under it, as one line.

@@ -7,13 +7,16 @@ cd "$(dirname "$0")/../.."
 export MOLECULE_GLOB='molecule/*/molecule.yml' ANSIBLE_CONFIG="$PWD/ansible.cfg" ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 scenario=default
+# Its own ephemeral directory, so the inventory below is this run's and not one that
+# Molecule keeps for another checkout with the same folder name.
+export MOLECULE_EPHEMERAL_DIRECTORY="$PWD/tests/output/bench-$scenario"
 cleanup() { molecule destroy --scenario-name "$scenario" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 molecule destroy --scenario-name "$scenario" >/dev/null
 molecule create --scenario-name "$scenario" >/dev/null
 molecule prepare --scenario-name "$scenario" >/dev/null
-inventory=$(find "$HOME/.ansible/tmp" -maxdepth 2 -path "*/molecule.*.$scenario/inventory" | head -1)
+inventory="$MOLECULE_EPHEMERAL_DIRECTORY/inventory"
 
 log=$(mktemp)
 converge() {

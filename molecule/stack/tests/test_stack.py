@@ -26,6 +26,10 @@ def containers(host):
     return {entry["Service"]: entry for entry in map(json.loads, lines)}
 
 
+def persisted_secrets(host):
+    return json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string)
+
+
 def secret_values(host):
     values = persisted_secrets(host).values()
     token = host.file(ROOT + "/secrets/cloudflared-token").content_string
@@ -97,10 +101,6 @@ def test_token_is_not_in_docker_inspect_argv_or_environment(host):
     inspect = host.check_output("docker inspect $(docker ps -aq)")
     assert token not in inspect
     assert "TUNNEL_TOKEN_FILE=/etc/cloudflared/token" in inspect
-
-
-def persisted_secrets(host):
-    return json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string)
 
 
 def test_file_secrets_are_not_in_docker_inspect(host):

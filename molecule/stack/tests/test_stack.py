@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -41,6 +42,10 @@ def test_every_service_is_healthy_per_stack_health(host):
     assert rc == 0, output
     for service in SERVICES:
         assert service in output
+    # The same probes as the end of site.yml: a URL and a latency for each HTTP service.
+    for url in ("http://127.0.0.1:11434/api/version", "http://127.0.0.1:3000/health", "http://127.0.0.1:5678/healthz",
+                "http://127.0.0.1:8000/api/health", "http://127.0.0.1:6001/ready"):
+        assert re.search(re.escape(url) + r" +[0-9]+ ms", output), url
 
 
 def test_every_container_runs_and_reports_healthy(host):

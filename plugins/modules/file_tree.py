@@ -1,0 +1,765 @@
+#!/usr/bin/python
+#
+# Copyright (c) 2025, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+DOCUMENTATION = r"""
+module: file_tree
+
+short_description: Converge a declared tree of directories, files and symbolic links in one task
+
+version_added: 1.0.0
+
+author:
+  - homelab.core maintainers (@homelab-core)
+
+description:
+  - Brings every path listed in O(entries) to its declared state in one module run, instead of one
+    M(ansible.builtin.file) or M(ansible.builtin.copy) task per path.
+  - Entries are processed in order, so a directory listed earlier exists before the entries below it. Directories are not
+    created recursively; the parent of every path must exist or be created by an earlier entry.
+  - Nothing is ever clobbered. A path that holds something of another kind than declared makes the task fail, a
+    non-empty directory is never removed, and owner, group and mode are never applied through a symbolic link that
+    O(entries[].state=link) manages.
+  - Files are only rewritten when their content differs. They are written to a temporary file in the same directory,
+    which gets its final owner, group and mode, is synced to disk, optionally validated with O(entries[].validate), and
+    then renamed over the old file.
+  - Owner, group and mode are compared separately and fixed in place when only they differ.
+  - All options are checked before any path is changed. When a path cannot be brought to its state, the task fails
+    naming it; the entries before it have already been applied and are reported in the result.
+
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Changes nothing and reports the same paths as a real run would change, including the children of directories
+        that do not exist yet, which are all reported as created.
+  diff_mode:
+    support: full
+    description:
+      - Returns one diff per changed path, with its state, owner, group and mode before and after, and the content of
+        files whose content changes. Content given with O(entries[].secret_content) is never shown.
+  idempotent:
+    support: full
+    description: A second run with the same entries reports no change and touches nothing.
+
+options:
+  entries:
+    description:
+      - The paths to converge, in the order they are processed.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path:
+        description:
+          - Absolute path of the directory, file or link.
+          - A relative path makes the task fail.
+        type: path
+        required: true
+      state:
+        description:
+          - V(directory) creates the directory when it is missing (its parent must exist) and fixes its owner, group and
+            mode. Its content is never touched. A symbolic link to a directory counts as the directory, and its target
+            gets the owner, group and mode.
+          - V(file) writes a regular file with O(entries[].content) or O(entries[].secret_content), exactly as given.
+          - V(link) makes the path a symbolic link to O(entries[].src); an existing link to another target is replaced,
+            anything else at the path makes the task fail.
+          - V(absent) removes a file, a symbolic link (never its target) or an empty directory. A non-empty directory makes
+            the task fail.
+        type: str
+        choices: [directory, file, link, absent]
+        default: file
+      owner:
+        description:
+          - Name or numeric uid of the user that owns the directory or file. A string of digits is a uid.
+          - When not set, an existing path keeps its owner and a new one is owned by the user the module runs as.
+          - Ignored for O(entries[].state=link) and O(entries[].state=absent).
+        type: str
+      group:
+        description:
+          - Name or numeric gid of the group of the directory or file. A string of digits is a gid.
+          - When not set, an existing path keeps its group and a new one gets the group the system gives it.
+          - Ignored for O(entries[].state=link) and O(entries[].state=absent).
+        type: str
+      mode:
+        description:
+          - Permissions of the directory or file, as an octal string such as V('0644') or V('2775'), or as a number.
+          - Applied exactly as given; the umask does not apply.
+          - When not set, an existing path keeps its mode; a new directory gets V(0777) and a new file V(0666), both less
+            the umask, except that a new file written with O(entries[].secret_content) gets V(0600).
+          - Ignored for O(entries[].state=link) and O(entries[].state=absent).
+        type: raw
+      content:
+        description:
+          - Content of the file, written exactly as given (no newline is added).
+          - For O(entries[].state=file) exactly one of O(entries[].content) and O(entries[].secret_content) is required.
+        type: str
+      secret_content:
+        description:
+          - Content of the file, like O(entries[].content), but never shown in a diff or returned in the result.
+        type: str
+      src:
+        description:
+          - Target of the symbolic link, stored as given (a relative target is relative to the link's directory).
+          - Required for O(entries[].state=link), and only allowed there.
+        type: str
+      tag:
+        description:
+          - Free-form label, for example the compose service that the path belongs to.
+          - Returned unchanged in RV(entries[].tag), so the caller can tell which services own the changed paths.
+        type: str
+      validate:
+        description:
+          - Command that checks a new file before it replaces O(entries[].path), like the
+            O(ansible.builtin.template#module:validate) option.
+          - It must contain C(%s), which is replaced by the path of the temporary file.
+          - It is split into arguments like a shell would, but is not run through a shell.
+          - When it exits non-zero the task fails with its error output and the file is left unchanged.
+          - Only run when the file is written, so not in check mode and not when only owner, group or mode change.
+          - Only allowed for O(entries[].state=file).
+        type: str
+
+notes:
+  - A symbolic link at the path of a O(entries[].state=file) entry makes the task fail instead of being followed or
+    replaced.
+"""
+
+EXAMPLES = r"""
+- name: Write the tree of the media stack
+  homelab.core.file_tree:
+    entries:
+      - path: /srv/stacks/media
+        state: directory
+        mode: "0755"
+      - path: /srv/stacks/media/data
+        state: directory
+      - path: /srv/stacks/media/data/jellyfin
+        state: directory
+        owner: "1000"
+        group: "1000"
+        mode: "0700"
+        tag: jellyfin
+      - path: /srv/stacks/media/.env
+        content: "TZ=Europe/Berlin\n"
+        mode: "0644"
+      - path: /srv/stacks/media/secrets/api_key
+        secret_content: "{{ media_api_key }}"
+        owner: root
+        mode: "0600"
+        tag: jellyfin
+      - path: /srv/stacks/media/compose.yaml
+        content: "{{ lookup('ansible.builtin.template', 'compose.yaml.j2') }}"
+        validate: docker compose -f %s config --quiet
+      - path: /srv/stacks/media/current
+        state: link
+        src: compose.yaml
+      - path: /srv/stacks/media/old.env
+        state: absent
+  register: media_tree
+
+- name: Restart the services whose data directory was recreated
+  ansible.builtin.command:
+    cmd: docker compose --project-directory /srv/stacks/media restart {{ item }}
+  loop: >-
+    {{ media_tree.entries | selectattr('created') | selectattr('tag') | map(attribute='tag') | unique }}
+  changed_when: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether any path changed (in check mode, would change).
+  returned: always
+  type: bool
+  sample: true
+changed_paths:
+  description: The paths that changed (in check mode, would change), in the order of O(entries), each listed once.
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/stacks/media/data/jellyfin, /srv/stacks/media/.env]
+created_paths:
+  description: The paths of RV(changed_paths) that did not exist before, in the same order.
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/stacks/media/data/jellyfin]
+entries:
+  description:
+    - One item per entry of O(entries) that was processed, in the same order.
+    - When the task fails on an entry, the entries before it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The absolute path.
+      type: str
+      sample: /srv/stacks/media/data/jellyfin
+    tag:
+      description: O(entries[].tag) as given, or V(null).
+      type: str
+      sample: jellyfin
+    state:
+      description: O(entries[].state).
+      type: str
+      sample: directory
+    changed:
+      description: Whether the path changed.
+      type: bool
+      sample: true
+    created:
+      description: Whether the path did not exist before and was created.
+      type: bool
+      sample: true
+    changes:
+      description:
+        - What changed, sorted. V(state) when the path was created or removed, V(content) for a rewritten file, V(src)
+          for a link that was pointed at another target, and V(owner), V(group) and V(mode) when only they were fixed.
+        - Empty when nothing changed.
+      type: list
+      elements: str
+      sample: [content, mode, owner]
+diff:
+  description:
+    - One diff per changed path, describing it before and after.
+    - The content of a file is shown only when it changes, and never for O(entries[].secret_content).
+  returned: in diff mode
+  type: list
+  elements: dict
+  sample:
+    - before_header: /srv/stacks/media/data/jellyfin
+      after_header: /srv/stacks/media/data/jellyfin
+      before: "state: absent\n"
+      after: "state: directory\nowner: 1000\ngroup: 1000\nmode: 0700\n"
+"""
+
+import os
+import pwd
+import grp
+import re
+import shlex
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.parameters import remove_values
+
+
+_MODE_RE = re.compile(r"^(?:0o)?([0-7]{1,4})$")
+_KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "file", stat.S_IFLNK: "link"}
+_KIND_TEXT = {"directory": "a directory", "file": "a regular file", "link": "a symbolic link", "other": "a special file"}
+
+
+class Node:
+    """What a path holds: on disk, or (in check mode) as an earlier entry would leave it."""
+
+    def __init__(self, kind, uid=None, gid=None, mode=None, target=None, content=None, fresh=False):
+        self.kind = kind
+        self.uid = uid
+        self.gid = gid
+        self.mode = mode
+        self.target = target
+        self.content = content
+        # Created or replaced by this run in check mode: nothing below it exists on disk.
+        self.fresh = fresh
+
+    @classmethod
+    def from_stat(cls, st, target=None):
+        return cls(_KINDS.get(stat.S_IFMT(st.st_mode), "other"), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), target)
+
+
+class Entry:
+    def __init__(self, index, params):
+        self.index = index
+        self.path = params["path"]
+        self.state = params["state"]
+        self.tag = params["tag"]
+        self.content = params["content"]
+        self.secret_content = params["secret_content"]
+        self.src = params["src"]
+        self.validate = params["validate"]
+        self.owner = params["owner"]
+        self.group = params["group"]
+        self.raw_mode = params["mode"]
+        self.uid = self.gid = self.mode = None
+        self.secret = self.secret_content is not None
+        text = self.secret_content if self.secret else self.content
+        self.data = None if text is None else text.encode("utf-8", "surrogateescape")
+
+    @property
+    def name(self):
+        return "entries[%d]" % self.index
+
+
+def parse_mode(value):
+    """Return the permission bits of O(entries[].mode); raise ValueError when it is not a mode."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        mode = value
+    else:
+        match = _MODE_RE.match(str(value).strip())
+        if not match:
+            raise ValueError
+        mode = int(match.group(1), 8)
+    if not 0 <= mode <= 0o7777:
+        raise ValueError
+    return mode
+
+
+def resolve_id(value, lookup, what):
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        return lookup(value)
+    except KeyError:
+        raise ValueError("there is no %s named %r on the host" % (what, value)) from None
+
+
+def current_umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def describe(node):
+    """Readable text of what a path holds, for a diff."""
+    if node is None:
+        return "state: absent\n"
+    lines = ["state: %s" % node.kind]
+    if node.kind == "link":
+        lines.append("src: %s" % node.target)
+    else:
+        lines.extend(["owner: %d" % node.uid, "group: %d" % node.gid, "mode: %04o" % node.mode])
+    return "\n".join(lines) + "\n"
+
+
+class FileTree:
+    def __init__(self, module):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.overlay = {}  # check mode only: path -> Node or None (absent), as earlier entries leave it
+        self.results = []
+        self.diffs = []
+        self.changed_paths = []
+        self.created_paths = []
+        self.umask = current_umask()
+        self.euid = os.geteuid()
+        self.egid = os.getegid()
+        self.entries = [Entry(index, params) for index, params in enumerate(module.params["entries"])]
+        for entry in self.entries:
+            self.check_options(entry)
+
+    # --- results and failures -------------------------------------------------------------------------------------
+
+    def result(self):
+        return dict(
+            changed=bool(self.changed_paths),
+            changed_paths=list(self.changed_paths),
+            created_paths=list(self.created_paths),
+            entries=list(self.results),
+        )
+
+    def fail(self, msg, **kwargs):
+        """Fail with the entries applied so far; secret values are masked even in a validator's output."""
+        result = self.result()
+        result.update(kwargs)
+        result = remove_values(result, self.module.no_log_values)
+        self.module.fail_json(msg=remove_values(msg, self.module.no_log_values), **result)
+
+    def os_error(self, entry, action, exc):
+        self.fail("Could not %s %s: %s." % (action, entry.path, exc.strerror or exc))
+
+    # --- option checks, all done before any change ----------------------------------------------------------------
+
+    def check_options(self, entry):
+        name = entry.name
+        if not os.path.isabs(entry.path):
+            self.fail("%s.path must be an absolute path, got %r." % (name, entry.path))
+        entry.path = os.path.normpath(entry.path)
+        if entry.path.startswith("//"):
+            entry.path = "/" + entry.path.lstrip("/")
+        if entry.state == "file":
+            if (entry.content is None) == (entry.secret_content is None):
+                self.fail("%s (%s) needs exactly one of content and secret_content for state=file." % (name, entry.path))
+        else:
+            for option in ("content", "secret_content", "validate"):
+                if getattr(entry, option) is not None:
+                    self.fail("%s (%s) sets %s, which only applies to state=file, not state=%s."
+                              % (name, entry.path, option, entry.state))
+        if entry.state == "link":
+            if not entry.src:
+                self.fail("%s (%s) needs src for state=link." % (name, entry.path))
+        elif entry.src is not None:
+            self.fail("%s (%s) sets src, which only applies to state=link, not state=%s." % (name, entry.path, entry.state))
+        if entry.validate is not None and "%s" not in entry.validate:
+            self.fail("%s (%s) validate must contain %%s, got %r." % (name, entry.path, entry.validate))
+        if entry.state in ("link", "absent"):
+            return
+        if entry.raw_mode is not None:
+            try:
+                entry.mode = parse_mode(entry.raw_mode)
+            except ValueError:
+                self.fail("%s (%s) mode must be an octal string such as '0644' or a number, got %r."
+                          % (name, entry.path, entry.raw_mode))
+        try:
+            if entry.owner is not None:
+                entry.uid = resolve_id(entry.owner, lambda value: pwd.getpwnam(value).pw_uid, "user")
+            if entry.group is not None:
+                entry.gid = resolve_id(entry.group, lambda value: grp.getgrnam(value).gr_gid, "group")
+        except ValueError as exc:
+            self.fail("%s (%s): %s." % (name, entry.path, exc))
+
+    # --- what is at a path ----------------------------------------------------------------------------------------
+
+    def lookup(self, path):
+        """Return the Node at ``path`` (not following a final symbolic link), or None when nothing is there."""
+        if self.check_mode:
+            if path in self.overlay:
+                return self.overlay[path]
+            ancestor = path
+            while ancestor != "/":
+                ancestor = os.path.dirname(ancestor)
+                if ancestor in self.overlay:
+                    node = self.overlay[ancestor]
+                    if node is None or node.fresh or node.kind != "directory":
+                        return None
+                    break
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            self.fail("Could not inspect %s: %s." % (path, exc.strerror or exc))
+        target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+        return Node.from_stat(st, target)
+
+    def link_directory(self, path, node):
+        """Return the Node of the directory that the symbolic link ``node`` at ``path`` points to, or None."""
+        target = path if not node.fresh else os.path.join(os.path.dirname(path), node.target)
+        try:
+            st = os.stat(target)
+        except OSError:
+            return None
+        return Node.from_stat(st) if stat.S_ISDIR(st.st_mode) else None
+
+    def is_directory(self, path):
+        node = self.lookup(path)
+        if node is None:
+            return False
+        if node.kind == "link":
+            return self.link_directory(path, node) is not None
+        return node.kind == "directory"
+
+    def require_parent(self, entry):
+        parent = os.path.dirname(entry.path)
+        if not self.is_directory(parent):
+            self.fail("Cannot create %s because its parent directory %s does not exist; list the parent as an earlier "
+                      "entry with state=directory." % (entry.path, parent))
+
+    def children(self, path):
+        names = set()
+        node = self.overlay.get(path) if self.check_mode else None
+        if node is None or not node.fresh:
+            try:
+                names.update(os.listdir(path))
+            except OSError as exc:
+                self.fail("Could not list %s: %s." % (path, exc.strerror or exc))
+        if self.check_mode:
+            for other, other_node in self.overlay.items():
+                if other != path and os.path.dirname(other) == path:
+                    if other_node is None:
+                        names.discard(os.path.basename(other))
+                    else:
+                        names.add(os.path.basename(other))
+        return names
+
+    def refuse(self, entry, node, remedy):
+        self.fail("%s is %s, not %s; %s, it was left unchanged."
+                  % (entry.path, _KIND_TEXT[node.kind], _KIND_TEXT.get(entry.state, entry.state), remedy))
+
+    def new_node(self, entry, kind):
+        """Predict the Node that a new directory or file gets."""
+        if kind == "directory":
+            default_mode = 0o777 & ~self.umask
+        elif entry.secret:
+            default_mode = 0o600
+        else:
+            default_mode = 0o666 & ~self.umask
+        gid = self.egid
+        parent = os.path.dirname(entry.path)
+        parent_node = self.lookup(parent)
+        if parent_node is not None and parent_node.kind == "directory" and parent_node.mode & stat.S_ISGID:
+            gid = parent_node.gid
+        return Node(kind, uid=self.euid if entry.uid is None else entry.uid,
+                    gid=gid if entry.gid is None else entry.gid,
+                    mode=default_mode if entry.mode is None else entry.mode, fresh=True)
+
+    def attribute_changes(self, entry, node):
+        changes = []
+        if entry.uid is not None and node.uid != entry.uid:
+            changes.append("owner")
+        if entry.gid is not None and node.gid != entry.gid:
+            changes.append("group")
+        if entry.mode is not None and node.mode != entry.mode:
+            changes.append("mode")
+        return changes
+
+    def with_attributes(self, entry, node):
+        return Node(node.kind, node.uid if entry.uid is None else entry.uid, node.gid if entry.gid is None else entry.gid,
+                    node.mode if entry.mode is None else entry.mode, node.target, node.content, node.fresh)
+
+    def set_attributes(self, entry, path, changes):
+        try:
+            if "owner" in changes or "group" in changes:
+                os.chown(path, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
+            if "mode" in changes or (changes and entry.mode is not None):
+                # chown may clear setuid and setgid bits, so the mode is set after it.
+                os.chmod(path, entry.mode)
+        except OSError as exc:
+            self.os_error(entry, "set the owner, group or mode of", exc)
+
+    # --- the states -----------------------------------------------------------------------------------------------
+
+    def directory(self, entry):
+        node = self.lookup(entry.path)
+        if node is None:
+            self.require_parent(entry)
+            after = self.new_node(entry, "directory")
+            if not self.check_mode:
+                try:
+                    os.mkdir(entry.path, 0o700)
+                    if entry.uid is not None or entry.gid is not None:
+                        os.chown(entry.path, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
+                    os.chmod(entry.path, after.mode)
+                except OSError as exc:
+                    self.os_error(entry, "create directory", exc)
+            return ["state"], True, None, after, None
+        target = node
+        if node.kind == "link":
+            target = self.link_directory(entry.path, node)
+            if target is None:
+                self.refuse(entry, node, "point it at a directory or remove it")
+        elif node.kind != "directory":
+            self.refuse(entry, node, "remove it first if it may go")
+        changes = self.attribute_changes(entry, target)
+        if changes and not self.check_mode:
+            self.set_attributes(entry, entry.path, changes)
+        return changes, False, target, self.with_attributes(entry, target), None
+
+    def file(self, entry):
+        node = self.lookup(entry.path)
+        old = None
+        if node is None:
+            self.require_parent(entry)
+            after = self.new_node(entry, "file")
+            changes, created = ["state"], True
+        elif node.kind != "file":
+            remedy = "use state=link for a link" if node.kind == "link" else "remove it first if it may go"
+            self.refuse(entry, node, remedy)
+        else:
+            old = node.content if node.content is not None else self.read(entry)
+            after = self.with_attributes(entry, node)
+            after.fresh = False
+            changes = self.attribute_changes(entry, node)
+            if old != entry.data:
+                changes.append("content")
+            created = False
+        after.content = entry.data
+        if changes and not self.check_mode:
+            if created or "content" in changes:
+                self.write(entry, after)
+            else:
+                self.set_attributes(entry, entry.path, changes)
+        shown = None
+        if created or "content" in changes:
+            shown = (self.content_text(entry, old) if old is not None else None, self.content_text(entry, entry.data))
+        return sorted(changes), created, node, after, shown
+
+    def link(self, entry):
+        node = self.lookup(entry.path)
+        after = Node("link", target=entry.src, fresh=True)
+        if node is None:
+            self.require_parent(entry)
+            if not self.check_mode:
+                try:
+                    os.symlink(entry.src, entry.path)
+                except OSError as exc:
+                    self.os_error(entry, "create symbolic link", exc)
+            return ["state"], True, None, after, None
+        if node.kind != "link":
+            self.refuse(entry, node, "remove it first if it may go")
+        if node.target == entry.src:
+            return [], False, node, node, None
+        if not self.check_mode:
+            tmp = os.path.join(os.path.dirname(entry.path),
+                               ".%s.%s.tmp" % (os.path.basename(entry.path), os.urandom(6).hex()))
+            try:
+                os.symlink(entry.src, tmp)
+                os.replace(tmp, entry.path)
+            except OSError as exc:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+                self.os_error(entry, "replace symbolic link", exc)
+        return ["src"], False, node, after, None
+
+    def absent(self, entry):
+        node = self.lookup(entry.path)
+        if node is None:
+            return [], False, None, None, None
+        if node.kind == "directory":
+            if self.children(entry.path):
+                self.fail("%s is a directory that is not empty; it is never removed with its content, it was left "
+                          "unchanged." % entry.path)
+            action, remove = "remove directory", os.rmdir
+        else:
+            action, remove = "remove", os.unlink
+        if not self.check_mode:
+            try:
+                remove(entry.path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.os_error(entry, action, exc)
+        return ["state"], False, node, None, None
+
+    # --- file content ---------------------------------------------------------------------------------------------
+
+    def read(self, entry):
+        try:
+            with open(entry.path, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            self.os_error(entry, "read", exc)
+
+    @staticmethod
+    def content_text(entry, data):
+        if entry.secret:
+            return "(secret content, %d bytes)" % len(data)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "(binary content, %d bytes)" % len(data)
+
+    def run_validate(self, entry, tmp_path):
+        command = [arg.replace("%s", tmp_path) for arg in shlex.split(entry.validate)]
+        rc, out, err = self.module.run_command(command)
+        if rc != 0:
+            self.fail("Validation of the new %s failed (rc=%d): %s; it was left unchanged."
+                      % (entry.path, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
+
+    def write(self, entry, after):
+        """Write ``entry.data`` to a temporary file with the final attributes, validate it and move it into place."""
+        directory = os.path.dirname(entry.path)
+        try:
+            fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(entry.path), suffix=".tmp", dir=directory)
+        except OSError as exc:
+            self.os_error(entry, "write", exc)
+            return
+        try:
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(entry.data)
+                    handle.flush()
+                    st = os.fstat(handle.fileno())
+                    if (st.st_uid, st.st_gid) != (after.uid, after.gid):
+                        try:
+                            os.fchown(handle.fileno(), after.uid, after.gid)
+                        except PermissionError:
+                            if entry.uid is not None or entry.gid is not None:
+                                raise
+                    os.fchmod(handle.fileno(), after.mode)
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                self.os_error(entry, "write", exc)
+            if entry.validate is not None:
+                self.run_validate(entry, tmp_path)
+            try:
+                os.replace(tmp_path, entry.path)
+            except OSError as exc:
+                self.os_error(entry, "write", exc)
+        finally:
+            if os.path.lexists(tmp_path):
+                os.unlink(tmp_path)
+        try:
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+
+    # --- the run --------------------------------------------------------------------------------------------------
+
+    def run(self):
+        handlers = dict(directory=self.directory, file=self.file, link=self.link, absent=self.absent)
+        for entry in self.entries:
+            changes, created, before, after, shown = handlers[entry.state](entry)
+            if self.check_mode and changes:
+                self.overlay[entry.path] = after
+            changed = bool(changes)
+            self.results.append(dict(path=entry.path, tag=entry.tag, state=entry.state, changed=changed,
+                                     created=created, changes=changes))
+            if not changed:
+                continue
+            if entry.path not in self.changed_paths:
+                self.changed_paths.append(entry.path)
+            if created and entry.path not in self.created_paths:
+                self.created_paths.append(entry.path)
+            if self.module._diff:
+                if not self.check_mode and after is not None:
+                    after = self.lookup(entry.path) if entry.state != "directory" else self.after_directory(entry, after)
+                before_text, after_text = describe(before), describe(after)
+                if shown is not None:
+                    if shown[0] is not None:
+                        before_text += "content:\n" + shown[0] if not entry.secret else "content: %s\n" % shown[0]
+                    after_text += "content:\n" + shown[1] if not entry.secret else "content: %s\n" % shown[1]
+                self.diffs.append(dict(before_header=entry.path, after_header=entry.path,
+                                       before=before_text, after=after_text))
+        result = self.result()
+        if self.module._diff:
+            result["diff"] = self.diffs
+        self.module.exit_json(**result)
+
+    def after_directory(self, entry, predicted):
+        node = self.lookup(entry.path)
+        if node is not None and node.kind == "link":
+            return self.link_directory(entry.path, node) or predicted
+        return node or predicted
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            entries=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    path=dict(type="path", required=True),
+                    state=dict(type="str", choices=["directory", "file", "link", "absent"], default="file"),
+                    owner=dict(type="str"),
+                    group=dict(type="str"),
+                    mode=dict(type="raw"),
+                    content=dict(type="str"),
+                    secret_content=dict(type="str", no_log=True),
+                    src=dict(type="str"),
+                    tag=dict(type="str"),
+                    validate=dict(type="str"),
+                ),
+            ),
+        ),
+        supports_check_mode=True,
+    )
+    FileTree(module).run()
+
+
+if __name__ == "__main__":
+    main()

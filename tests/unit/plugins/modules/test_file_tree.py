@@ -1,0 +1,520 @@
+# Copyright (c) 2025, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.homelab.core.plugins.modules import file_tree
+
+SECRET = "s3cr3t-Value-that-must-never-leak"
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+
+
+@pytest.fixture
+def run(run_module):
+    """Run the module with the given entries and extra arguments."""
+
+    def _run(entries, **args):
+        return run_module(file_tree, dict(entries=entries, **args))
+
+    return _run
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def script(tmp_path, name, body):
+    """Write an executable shell script for ``validate`` and return its path."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def stack_entries(root):
+    return [
+        dict(path=str(root / "stack"), state="directory", mode="0755", tag="stack"),
+        dict(path=str(root / "stack" / "data"), state="directory", mode="0750"),
+        dict(path=str(root / "stack" / "data" / "db"), state="directory", mode="0700", tag="db"),
+        dict(path=str(root / "stack" / "data" / "db" / "conf"), state="directory", mode="0700", tag="db"),
+        dict(path=str(root / "stack" / ".env"), content="A=1\nB=2", mode="0644", tag="app"),
+        dict(path=str(root / "stack" / "db_password"), secret_content=SECRET, mode="0600", tag="db"),
+        dict(path=str(root / "stack" / "current"), state="link", src="data"),
+    ]
+
+
+def test_creates_tree_from_nothing(run, tmp_path):
+    entries = stack_entries(tmp_path)
+
+    umask = os.umask(0o077)  # modes are applied exactly, whatever the umask
+    try:
+        result = run(entries)
+    finally:
+        os.umask(umask)
+
+    stack = tmp_path / "stack"
+    paths = [entry["path"] for entry in entries]
+    assert result["failed"] is False
+    assert result["changed"] is True
+    assert result["changed_paths"] == paths
+    assert result["created_paths"] == paths
+    assert [(e["path"], e["tag"], e["state"], e["changed"], e["created"], e["changes"]) for e in result["entries"]] == [
+        (entry["path"], entry.get("tag"), entry.get("state", "file"), True, True, ["state"]) for entry in entries
+    ]
+    assert mode_of(stack) == 0o755
+    assert mode_of(stack / "data") == 0o750
+    assert mode_of(stack / "data" / "db") == 0o700
+    assert (stack / ".env").read_bytes() == b"A=1\nB=2"
+    assert mode_of(stack / ".env") == 0o644
+    assert (stack / "db_password").read_bytes() == SECRET.encode()
+    assert mode_of(stack / "db_password") == 0o600
+    assert os.readlink(stack / "current") == "data"
+    assert sorted(os.listdir(stack)) == [".env", "current", "data", "db_password"]
+
+
+def test_second_run_is_unchanged(run, tmp_path):
+    entries = stack_entries(tmp_path)
+    run(entries)
+    before = {p: os.lstat(p) for p in (e["path"] for e in entries)}
+
+    result = run(entries, _ansible_diff=True)
+
+    assert result["changed"] is False
+    assert result["changed_paths"] == result["created_paths"] == []
+    assert all(e["changed"] is False and e["created"] is False and e["changes"] == [] for e in result["entries"])
+    assert result["diff"] == []
+    for path, st in before.items():
+        after = os.lstat(path)
+        assert (after.st_ino, after.st_mtime_ns, after.st_mode) == (st.st_ino, st.st_mtime_ns, st.st_mode)
+
+
+def test_only_mode_drift_is_repaired(run, tmp_path):
+    entries = stack_entries(tmp_path)
+    run(entries)
+    env = tmp_path / "stack" / ".env"
+    os.chmod(env, 0o666)
+    inode = os.stat(env).st_ino
+
+    result = run(entries)
+
+    assert result["changed_paths"] == [str(env)]
+    assert result["created_paths"] == []
+    assert result["entries"][4]["changes"] == ["mode"]
+    assert result["entries"][4]["created"] is False
+    assert mode_of(env) == 0o644
+    assert os.stat(env).st_ino == inode  # fixed in place, not rewritten
+    assert env.read_bytes() == b"A=1\nB=2"
+
+
+def test_directory_mode_drift_is_repaired(run, tmp_path):
+    entries = stack_entries(tmp_path)
+    run(entries)
+    os.chmod(tmp_path / "stack" / "data", 0o777)
+
+    result = run(entries)
+
+    assert result["changed_paths"] == [str(tmp_path / "stack" / "data")]
+    assert result["entries"][1]["changes"] == ["mode"]
+    assert mode_of(tmp_path / "stack" / "data") == 0o750
+
+
+def test_content_drift_is_rewritten(run, tmp_path):
+    entries = stack_entries(tmp_path)
+    run(entries)
+    env = tmp_path / "stack" / ".env"
+    env.write_text("A=tampered\n")
+    os.chmod(env, 0o600)
+
+    result = run(entries, _ansible_diff=True)
+
+    assert result["changed_paths"] == [str(env)]
+    assert result["entries"][4]["changes"] == ["content", "mode"]
+    assert env.read_bytes() == b"A=1\nB=2"
+    assert mode_of(env) == 0o644
+    uid, gid = os.getuid(), os.getgid()
+    assert result["diff"] == [
+        {
+            "before_header": str(env),
+            "after_header": str(env),
+            "before": "state: file\nowner: %d\ngroup: %d\nmode: 0600\ncontent:\nA=tampered\n" % (uid, gid),
+            "after": "state: file\nowner: %d\ngroup: %d\nmode: 0644\ncontent:\nA=1\nB=2" % (uid, gid),
+        }
+    ]
+    assert [name for name in os.listdir(env.parent) if name.endswith(".tmp")] == []
+
+
+def test_existing_file_keeps_mode_when_none_is_given(run, tmp_path):
+    path = tmp_path / "keep"
+    path.write_text("old")
+    os.chmod(path, 0o640)
+
+    result = run([dict(path=str(path), content="new")])
+
+    assert result["entries"][0]["changes"] == ["content"]
+    assert path.read_text() == "new"
+    assert mode_of(path) == 0o640
+
+
+def test_new_secret_file_defaults_to_0600(run, tmp_path):
+    path = tmp_path / "token"
+
+    run([dict(path=str(path), secret_content=SECRET)])
+
+    assert mode_of(path) == 0o600
+
+
+def test_deleted_directory_is_reported_as_created(run, tmp_path):
+    entries = stack_entries(tmp_path)
+    run(entries)
+    conf = tmp_path / "stack" / "data" / "db" / "conf"
+    conf.rmdir()
+    (tmp_path / "stack" / "data" / "db").rmdir()
+
+    result = run(entries)
+
+    db = str(tmp_path / "stack" / "data" / "db")
+    assert result["changed_paths"] == [db, str(conf)]
+    assert result["created_paths"] == [db, str(conf)]
+    assert [e["tag"] for e in result["entries"] if e["created"]] == ["db", "db"]
+    assert conf.is_dir()
+
+
+def test_check_mode_predicts_everything_and_writes_nothing(run, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    entries = stack_entries(root)
+
+    result = run(entries, _ansible_check_mode=True, _ansible_diff=True)
+
+    paths = [entry["path"] for entry in entries]
+    assert result["changed"] is True
+    assert result["changed_paths"] == paths
+    assert result["created_paths"] == paths
+    assert all(e["created"] and e["changes"] == ["state"] for e in result["entries"])
+    assert os.listdir(root) == []
+    assert [d["before"] for d in result["diff"]] == ["state: absent\n"] * len(entries)
+    assert result["diff"][2]["after"] == "state: directory\nowner: %d\ngroup: %d\nmode: 0700\n" % (
+        os.geteuid(), os.getegid())
+    assert result["diff"][6]["after"] == "state: link\nsrc: data\n"
+
+    # The real run then does exactly what check mode predicted.
+    real = run(entries)
+    assert real["changed_paths"] == result["changed_paths"]
+    assert real["entries"] == result["entries"]
+
+
+def test_check_mode_on_existing_tree_matches_real_run(run, tmp_path):
+    entries = stack_entries(tmp_path)
+    run(entries)
+    os.chmod(tmp_path / "stack" / ".env", 0o600)
+    (tmp_path / "stack" / "db_password").write_text("old")
+    os.unlink(tmp_path / "stack" / "current")
+    os.symlink("elsewhere", tmp_path / "stack" / "current")
+    snapshot = {p: (tmp_path / "stack" / p).lstat() for p in (".env", "db_password", "current")}
+
+    check = run(entries, _ansible_check_mode=True)
+
+    assert {p: (tmp_path / "stack" / p).lstat() for p in snapshot} == snapshot
+    real = run(entries)
+    assert check["entries"] == real["entries"]
+    assert check["changed_paths"] == real["changed_paths"] == [
+        str(tmp_path / "stack" / name) for name in (".env", "db_password", "current")
+    ]
+    assert [e["changes"] for e in real["entries"] if e["changed"]] == [["mode"], ["content"], ["src"]]
+
+
+def test_check_mode_follows_earlier_entries(run, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "old").write_text("x")
+    entries = [
+        dict(path=str(data / "old"), state="absent"),
+        dict(path=str(data), state="absent"),
+        dict(path=str(tmp_path / "new"), state="directory"),
+        dict(path=str(tmp_path / "new" / "file"), content="one"),
+        dict(path=str(tmp_path / "new" / "file"), content="one"),
+    ]
+
+    result = run(entries, _ansible_check_mode=True)
+
+    assert [e["changes"] for e in result["entries"]] == [["state"], ["state"], ["state"], ["state"], []]
+    assert (data / "old").read_text() == "x"
+    assert not (tmp_path / "new").exists()
+
+
+def test_check_mode_refuses_child_of_a_missing_parent(run, tmp_path):
+    result = run([dict(path=str(tmp_path / "a" / "b"), state="directory")], _ansible_check_mode=True)
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("Cannot create %s because its parent directory %s does not exist"
+                                    % (tmp_path / "a" / "b", tmp_path / "a"))
+
+
+def test_secret_never_appears_in_result_or_diff(run, tmp_path):
+    path = tmp_path / "secret"
+    entries = [dict(path=str(path), secret_content=SECRET, mode="0600", tag="db")]
+
+    for args in (dict(_ansible_check_mode=True), {}, {}):
+        result = run(entries, _ansible_diff=True, **args)
+        assert SECRET not in json.dumps(result)
+
+    path.write_text(SECRET + "-old")
+    result = run(entries, _ansible_diff=True)
+    dumped = json.dumps(result)
+    assert SECRET not in dumped
+    assert result["entries"][0]["changes"] == ["content"]
+    assert result["diff"][0]["before"].endswith("content: (secret content, %d bytes)\n" % (len(SECRET) + 4))
+    assert result["diff"][0]["after"].endswith("content: (secret content, %d bytes)\n" % len(SECRET))
+    assert path.read_text() == SECRET
+
+
+def test_secret_is_masked_in_a_failing_validator_output(run, tmp_path):
+    echo = script(tmp_path, "echo.sh", 'cat "$1" >&2\nexit 1')
+    path = tmp_path / "secret"
+
+    result = run([dict(path=str(path), secret_content=SECRET, validate="%s %%s" % echo)], _ansible_diff=True)
+
+    assert result["failed"] is True
+    assert SECRET not in json.dumps(result)
+    assert not path.exists()
+
+
+def test_link_is_created_and_retargeted(run, tmp_path):
+    link = tmp_path / "current"
+    (tmp_path / "v1").mkdir()
+
+    created = run([dict(path=str(link), state="link", src="v1")])
+    retargeted = run([dict(path=str(link), state="link", src="v2")], _ansible_diff=True)
+    again = run([dict(path=str(link), state="link", src="v2")])
+
+    assert created["created_paths"] == [str(link)]
+    assert retargeted["entries"][0]["changes"] == ["src"]
+    assert retargeted["created_paths"] == []
+    assert retargeted["diff"][0]["before"] == "state: link\nsrc: v1\n"
+    assert retargeted["diff"][0]["after"] == "state: link\nsrc: v2\n"
+    assert again["changed"] is False
+    assert os.readlink(link) == "v2"
+    assert sorted(os.listdir(tmp_path)) == ["current", "v1"]
+
+
+def test_link_does_not_touch_its_target(run, tmp_path):
+    target = tmp_path / "target"
+    target.write_text("data")
+    os.chmod(target, 0o640)
+
+    result = run([dict(path=str(tmp_path / "link"), state="link", src=str(target), mode="0777", owner="0")])
+
+    assert result["changed"] is True
+    assert mode_of(target) == 0o640
+
+
+def test_link_refuses_to_replace_a_real_file(run, tmp_path):
+    path = tmp_path / "real"
+    path.write_text("precious")
+
+    result = run([dict(path=str(path), state="link", src="elsewhere")])
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "%s is a regular file, not a symbolic link; remove it first if it may go, it was left unchanged." % path
+    )
+    assert path.read_text() == "precious"
+    assert not path.is_symlink()
+
+
+def test_file_refuses_a_directory(run, tmp_path):
+    result = run([dict(path=str(tmp_path), content="x")])
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s is a directory, not a regular file" % tmp_path)
+
+
+def test_directory_refuses_a_file(run, tmp_path):
+    path = tmp_path / "f"
+    path.write_text("x")
+
+    result = run([dict(path=str(path), state="directory")])
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s is a regular file, not a directory" % path)
+    assert path.read_text() == "x"
+
+
+def test_directory_accepts_a_link_to_a_directory(run, tmp_path):
+    (tmp_path / "disk").mkdir(mode=0o755)
+    os.symlink("disk", tmp_path / "data")
+
+    result = run([dict(path=str(tmp_path / "data"), state="directory", mode="0700")])
+
+    assert result["entries"][0]["changes"] == ["mode"]
+    assert (tmp_path / "data").is_symlink()
+    assert mode_of(tmp_path / "disk") == 0o700
+
+
+def test_absent_removes_file_link_and_empty_directory(run, tmp_path):
+    (tmp_path / "file").write_text("x")
+    os.symlink("file", tmp_path / "link")
+    (tmp_path / "empty").mkdir()
+    entries = [dict(path=str(tmp_path / name), state="absent") for name in ("link", "file", "empty", "never")]
+
+    result = run(entries, _ansible_diff=True)
+    again = run(entries)
+
+    assert result["changed_paths"] == [str(tmp_path / name) for name in ("link", "file", "empty")]
+    assert result["created_paths"] == []
+    assert [e["changes"] for e in result["entries"]] == [["state"], ["state"], ["state"], []]
+    assert [d["after"] for d in result["diff"]] == ["state: absent\n"] * 3
+    assert os.listdir(tmp_path) == []
+    assert again["changed"] is False
+
+
+def test_absent_refuses_a_non_empty_directory(run, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep").write_text("x")
+
+    result = run([dict(path=str(tmp_path / "data"), state="absent")])
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s is a directory that is not empty" % (tmp_path / "data"))
+    assert (tmp_path / "data" / "keep").read_text() == "x"
+
+
+def test_relative_path_is_refused(run, tmp_path):
+    result = run([dict(path=str(tmp_path / "ok"), state="directory"), dict(path="relative/dir", state="directory")])
+
+    assert result["failed"] is True
+    assert result["msg"] == "entries[1].path must be an absolute path, got 'relative/dir'."
+    assert not (tmp_path / "ok").exists()  # options are checked before anything changes
+
+
+def test_missing_parent_is_refused(run, tmp_path):
+    result = run([
+        dict(path=str(tmp_path / "ok"), state="directory"),
+        dict(path=str(tmp_path / "missing" / "file"), content="x"),
+    ])
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "Cannot create %s because its parent directory %s does not exist; list the parent as an earlier entry with "
+        "state=directory." % (tmp_path / "missing" / "file", tmp_path / "missing")
+    )
+    assert result["changed"] is True
+    assert result["changed_paths"] == [str(tmp_path / "ok")]
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    "entry, msg",
+    [
+        (dict(content="a", secret_content=SECRET), "needs exactly one of content and secret_content for state=file."),
+        ({}, "needs exactly one of content and secret_content for state=file."),
+        (dict(state="directory", content="a"), "sets content, which only applies to state=file, not state=directory."),
+        (dict(state="link"), "needs src for state=link."),
+        (dict(content="a", src="b"), "sets src, which only applies to state=link, not state=file."),
+        (dict(content="a", validate="true"), "validate must contain %s, got 'true'."),
+        (dict(content="a", mode="rw-r--r--"), "mode must be an octal string such as '0644' or a number, got 'rw-r--r--'."),
+        (dict(content="a", owner="no-such-user-here"), ": there is no user named 'no-such-user-here' on the host."),
+        (dict(content="a", group="no-such-group-here"), ": there is no group named 'no-such-group-here' on the host."),
+    ],
+    ids=["both-contents", "no-content", "content-on-dir", "link-without-src", "src-on-file", "validate-without-%s",
+         "bad-mode", "unknown-owner", "unknown-group"],
+)
+def test_bad_options_are_refused(run, tmp_path, entry, msg):
+    path = tmp_path / "f"
+
+    result = run([dict(path=str(path), **entry)])
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("entries[0] (%s)" % path)
+    assert result["msg"].endswith(msg)
+    assert not path.exists()
+
+
+def test_validate_failure_keeps_the_old_file(run, tmp_path):
+    path = tmp_path / "app.conf"
+    path.write_text("good")
+    reject = script(tmp_path, "reject.sh", 'echo "syntax error in $1" >&2\nexit 2')
+
+    result = run([dict(path=str(path), content="bad", validate="%s %%s" % reject)])
+
+    assert result["failed"] is True
+    assert result["rc"] == 2
+    assert result["msg"].startswith("Validation of the new %s failed (rc=2): syntax error in " % path)
+    assert path.read_text() == "good"
+    assert sorted(os.listdir(tmp_path)) == ["app.conf", "reject.sh"]
+
+
+def test_validate_success_sees_the_new_content(run, tmp_path):
+    path = tmp_path / "conf" / "app.conf"
+    path.parent.mkdir()
+    seen = tmp_path / "seen"
+    accept = script(tmp_path, "accept.sh", 'cp "$2" "%s"' % seen)
+
+    result = run([dict(path=str(path), content="new", mode="0640", validate="%s --check %%s" % accept)])
+
+    assert result["changed"] is True
+    assert seen.read_text() == "new"
+    assert path.read_text() == "new"
+    assert mode_of(path) == 0o640
+    assert os.listdir(path.parent) == ["app.conf"]
+
+
+def test_validate_is_not_run_in_check_mode(run, tmp_path):
+    reject = script(tmp_path, "reject.sh", "exit 1")
+
+    result = run([dict(path=str(tmp_path / "f"), content="x", validate="%s %%s" % reject)], _ansible_check_mode=True)
+
+    assert result["failed"] is False
+    assert result["changed"] is True
+
+
+@as_root
+@pytest.mark.parametrize("owner", ["root", "0"])
+def test_owner_by_name_or_number(run, tmp_path, owner):
+    path = tmp_path / "owned"
+    path.write_text("x")
+    os.chown(path, 1000, 1000)
+
+    result = run([dict(path=str(path), content="x", owner=owner, group=owner)])
+    again = run([dict(path=str(path), content="x", owner=owner, group=owner)])
+
+    assert result["entries"][0]["changes"] == ["group", "owner"]
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (0, 0)
+    assert again["changed"] is False
+
+
+@as_root
+def test_numeric_owner_on_new_directory_and_rewritten_file(run, tmp_path):
+    path = tmp_path / "data"
+    conf = tmp_path / "conf"
+    conf.write_text("old")
+    os.chown(conf, 1000, 1000)
+    os.chmod(conf, 0o640)
+
+    result = run([
+        dict(path=str(path), state="directory", owner="1000", group="1000", mode="0700"),
+        dict(path=str(conf), content="new"),
+    ], _ansible_diff=True)
+
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (1000, 1000)
+    assert result["diff"][0]["after"] == "state: directory\nowner: 1000\ngroup: 1000\nmode: 0700\n"
+    # A rewritten file keeps the owner, group and mode it had.
+    st = os.stat(conf)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1000, 0o640)
+    assert conf.read_text() == "new"
+
+
+def test_mode_as_number(run, tmp_path):
+    path = tmp_path / "f"
+
+    run([dict(path=str(path), content="x", mode=0o604)])
+
+    assert mode_of(path) == 0o604

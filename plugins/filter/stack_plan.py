@@ -1,0 +1,129 @@
+# Copyright (c) 2026, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Turn a stack definition into everything the compose_stack engine writes and checks."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+
+DOCUMENTATION = r"""
+name: stack_plan
+short_description: Plan a compose stack from its catalogue (files, compose file, probes)
+version_added: 1.0.0
+author:
+  - homelab.core maintainers (@homelab-core)
+description:
+  - Applies the inventory's per-service overrides to the catalogue, resolves every secret (explicit value,
+    inventory, persisted, or newly generated) and returns the file tree, the compose file and the health probes.
+  - Each service carries a C(org.homelab.config-hash) label, an HMAC-SHA256 keyed with a per-host secret over its
+    env file, secret files and config files, so a change recreates exactly the services it affects and the label
+    reveals nothing about the values.
+  - Generates secrets, so call it once per run and keep the result with C(set_fact) and C(no_log).
+options:
+  _input:
+    description: The stack definition.
+    type: dict
+    required: true
+  persisted:
+    description: The secrets already persisted on the host for this stack.
+    type: dict
+    default: {}
+  gpu_reservation:
+    description: How containers get the GPU on this host.
+    type: str
+    choices: [nvidia, cdi, none]
+    default: none
+"""
+
+EXAMPLES = r"""
+- name: Plan the main stack
+  ansible.builtin.set_fact:
+    __plan: "{{ main_stack_definition | homelab.core.stack_plan(persisted={}, gpu_reservation='none') }}"
+  no_log: true
+"""
+
+RETURN = r"""
+_value:
+  description: The plan.
+  type: dict
+  contains:
+    services:
+      description: The catalogue with overrides applied; C(enabled) and C(gpu) are booleans.
+      type: dict
+    enabled:
+      description: Names of the services that are deployed.
+      type: list
+      elements: str
+    files:
+      description: M(homelab.core.file_tree) entries, the compose file last.
+      type: list
+      elements: dict
+    compose:
+      description: The compose file's text.
+      type: str
+    probes:
+      description: The C(services) list for M(homelab.core.stack_health).
+      type: list
+      elements: dict
+    data_dirs:
+      description: Absolute data directory path to the service that mounts it.
+      type: dict
+    images:
+      description: Service name to the image reference deployed.
+      type: dict
+"""
+
+HEADER = "# Managed by homelab.core (stack %s): edits are overwritten on the next run of site.yml.\n"
+
+
+def _plain(value):
+    # Ansible's tagged strings and containers are subclasses that the YAML dumper cannot represent.
+    return json.loads(json.dumps(value))
+
+
+def stack_plan(stack, persisted=None, gpu_reservation="none"):
+    stack = _plain(stack)
+    persisted = _plain(persisted or {})
+    services = _catalogue.resolve_services(stack)
+    values = _catalogue.resolve_secrets(stack, persisted or {})
+    document = _catalogue.compose_document(stack, services, values, gpu_reservation)
+    compose = HEADER % stack["name"] + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=4096)
+    root = stack["root"]
+    files = _catalogue.stack_files(stack, services, values)
+    files.append(
+        {
+            "path": "%s/%s" % (root, stack["compose_file"]),
+            "state": "file",
+            "owner": "0",
+            "group": "0",
+            "mode": "0644",
+            "content": compose,
+            "validate": "docker compose --project-directory %s --file %%s config --quiet" % root,
+            "tag": "",
+        }
+    )
+    data_dirs = {}
+    for name in _catalogue.enabled_services(services):
+        for item in services[name].get("data") or []:
+            data_dirs.setdefault("%s/%s" % (stack["data_root"], item["path"]), name)
+    return {
+        "services": services,
+        "enabled": _catalogue.enabled_services(services),
+        "files": files,
+        "compose": compose,
+        "probes": _catalogue.stack_probes(stack, services),
+        "data_dirs": data_dirs,
+        "images": {
+            name: _catalogue.service_image_ref(stack, services[name], gpu_reservation) for name in _catalogue.enabled_services(services)
+        },
+    }
+
+
+class FilterModule:
+    def filters(self):
+        return {"stack_plan": stack_plan}

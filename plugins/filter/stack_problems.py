@@ -1,0 +1,58 @@
+# Copyright (c) 2026, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Everything wrong with the inventory of the compose stacks, before anything changes."""
+
+from __future__ import annotations
+
+from ansible_collections.homelab.core.plugins.module_utils._catalogue import stack_problems as _stack_problems
+
+DOCUMENTATION = r"""
+name: stack_problems
+short_description: List what is wrong with the inventory of one or more compose stacks
+version_added: 1.0.0
+author:
+  - homelab.core maintainers (@homelab-core)
+description:
+  - Checks stack definitions (built by each stack role from its catalogue and the inventory) and returns one
+    sentence per problem, each naming the variable and what to do about it.
+  - Covers absolute paths, the bind address, per-service image and port override shapes, port ranges,
+    host ports published twice across all the stacks, unknown secret names and pinned secrets that the
+    inventory would silently rotate.
+  - Needs no facts and reads nothing from the host; pass the persisted secrets that a read-only task read.
+options:
+  _input:
+    description: The stack definitions.
+    type: list
+    elements: dict
+    required: true
+  persisted:
+    description: Stack name to the secrets already persisted on the host.
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Fail on any problem with the inventory
+  ansible.builtin.assert:
+    that: __problems | length == 0
+    fail_msg: "{{ __problems | join(' ') }}"
+  vars:
+    __problems: "{{ [main_stack_definition] | homelab.core.stack_problems(persisted={'main': {}}) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One sentence per problem; empty when the inventory is fine.
+  type: list
+  elements: str
+"""
+
+
+def stack_problems(stacks, persisted=None):
+    return _stack_problems(list(stacks), dict(persisted or {}))
+
+
+class FilterModule:
+    def filters(self):
+        return {"stack_problems": stack_problems}

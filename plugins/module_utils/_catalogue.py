@@ -1,0 +1,565 @@
+# Copyright (c) 2026, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Service catalogues and compose stacks as data: pure functions, no I/O.
+
+A *stack definition* is a dict that a stack role (main_stack, later mcp_stack)
+builds from its catalogue and the inventory; the compose_stack engine role
+turns it into files and a compose project through the filters in
+``plugins/filter/catalogue.py``, which call these functions.
+
+Stack definition keys:
+
+``name``            stack id, used in messages (``main``)
+``project``         compose project name
+``root``            absolute directory of the compose file, env/, config/, secrets/
+``data_root``       absolute root of the data bind mounts
+``compose_file``    compose file name inside ``root``
+``secrets_file``    persisted secrets, relative to ``root``
+``bind_address``    address every published port binds to
+``image_registry``  registry host that replaces every image's registry ('' keeps them)
+``networks``        compose networks (name -> compose network definition)
+``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist}
+``services``        the catalogue: service name -> entry (see SERVICE_KEYS)
+``overrides``       {images: {...}, ports: {...}} from the inventory, per service
+``variables``       the inventory variable names behind overrides/secrets, for messages
+``inventory_secrets`` secrets given in the inventory; ``rotate_secrets`` pinned ones that may change
+``problems``        sentences from checks particular to the stack (empty strings are ignored)
+
+Values in ``env`` and in config file contents may hold placeholders that are
+filled in last: ``<<secret:NAME>>`` (a secret's value) and ``<<port:SERVICE>>``
+(a service's published host port).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+import secrets as _random
+
+SERVICE_KEYS = frozenset(
+    [
+        "enabled",  # bool: false leaves the service out (its data stays); depends_on on it is dropped
+        "image",  # {registry, repository, tag, digest}
+        "gpu_image_tag_suffix",  # appended to the tag when the service gets the GPU (Open-WebUI: -cuda)
+        "port",  # published host port, or absent
+        "container_port",  # the port inside the container
+        "gpu",  # bool: reserve the GPU when the host has one
+        "user",  # compose `user:`
+        "data",  # [{path, target?, owner, group, mode}] under data_root
+        "env",  # {NAME: value} written to env/<service>.env
+        "secret_files",  # [{secret, target, owner, path?}] mounted read-only
+        "config_files",  # [{path, target, owner, group, mode, content, dir_group?}] under root, read-only
+        "probe",  # {path} HTTP GET on the published port; {} for container health only
+        "depends_on",  # {service: condition}
+        "compose",  # compose keys passed through verbatim (healthcheck, command, environment, ...)
+        "description",  # one line for docs and messages
+    ]
+)
+IMAGE_KEYS = ("registry", "repository", "tag", "digest")
+SECRET_KINDS = ("alnum", "laravel_key")
+PLACEHOLDER = re.compile(r"<<(secret|port):([A-Za-z0-9_.-]+)>>")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+HASH_KEY_SECRET = "config_hash_key"
+LABEL_CONFIG_HASH = "org.homelab.config-hash"
+ENV_HEADER = "# Managed by homelab.core (stack %s). Edits are overwritten.\n"
+
+
+def canonical_name(name, services):
+    """The catalogue's service name for an override key: `open_webui` is accepted for `open-webui`."""
+    if name in services:
+        return name
+    dashed = str(name).replace("_", "-")
+    return dashed if dashed in services else None
+
+
+def resolve_services(stack):
+    """The catalogue with the inventory's per-service image and port overrides applied.
+
+    An override changes only the keys it names, for only the service it names.
+    Unknown services are ignored here (stack_problems reports them).
+    """
+    services = copy.deepcopy(stack.get("services") or {})
+    overrides = stack.get("overrides") or {}
+    for key, override in (overrides.get("images") or {}).items():
+        name = canonical_name(key, services)
+        if name is not None and isinstance(override, dict):
+            image = dict(services[name].get("image") or {})
+            image.update(override)
+            services[name]["image"] = image
+    for key, port in (overrides.get("ports") or {}).items():
+        name = canonical_name(key, services)
+        if name is not None:
+            services[name]["port"] = port
+    for entry in services.values():
+        entry["enabled"] = _truthy(entry.get("enabled", True))
+        entry["gpu"] = _truthy(entry.get("gpu", False))
+    return services
+
+
+def _truthy(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def enabled_services(services):
+    return [name for name, entry in services.items() if entry.get("enabled")]
+
+
+def image_ref(image, registry_override="", tag_suffix=""):
+    """registry/repository:tag[@digest], with registry_override replacing the image's registry."""
+    registry = registry_override or image.get("registry") or "docker.io"
+    ref = "%s/%s:%s%s" % (registry, image["repository"], image["tag"], tag_suffix or "")
+    if image.get("digest"):
+        ref += "@" + image["digest"]
+    return ref
+
+
+def service_image_ref(stack, entry, gpu_reservation):
+    suffix = entry.get("gpu_image_tag_suffix", "") if entry.get("gpu") and uses_gpu(gpu_reservation) else ""
+    return image_ref(entry["image"], stack.get("image_registry") or "", suffix)
+
+
+def uses_gpu(gpu_reservation):
+    return gpu_reservation in ("nvidia", "cdi")
+
+
+# --- Validation -------------------------------------------------------------------------
+
+
+def _is_port(value):
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+
+
+def stack_problems(stacks, persisted=None):
+    """Every problem with the stacks' inventory, one sentence each naming the variable and the fix.
+
+    ``persisted`` maps a stack name to the secrets already persisted on the host (read-only).
+    Port collisions are checked across all stacks.
+    """
+    persisted = persisted or {}
+    problems = []
+    published = []  # (port, variable, service)
+    for stack in stacks:
+        # Checks particular to one stack (a token's shape, an owner password), already phrased.
+        problems.extend(problem for problem in stack.get("problems") or [] if problem)
+        problems.extend(_paths_problems(stack))
+        problems.extend(_override_problems(stack))
+        problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}))
+        services = resolve_services(stack)
+        ports_variable = (stack.get("variables") or {}).get("ports", "ports")
+        # Name an overridden port the way the inventory spelled it (open_webui for open-webui).
+        ports = (stack.get("overrides") or {}).get("ports") or {}
+        written = dict((canonical_name(key, services), key) for key in ports) if isinstance(ports, dict) else {}
+        for name in enabled_services(services):
+            port = services[name].get("port")
+            if port is None:
+                continue
+            if not _is_port(port):
+                problems.append(
+                    "%s.%s is %r, which is not a port; give a whole number from 1 to 65535."
+                    % (ports_variable, written.get(name, name), port)
+                )
+            else:
+                published.append((port, ports_variable, written.get(name, name)))
+    by_port = {}
+    for port, variable, name in published:
+        by_port.setdefault(port, []).append("%s.%s" % (variable, name))
+    for port in sorted(by_port):
+        if len(by_port[port]) > 1:
+            problems.append(
+                "%s publish the same host port %d; give each service its own port." % (" and ".join(by_port[port]), port)
+            )
+    return problems
+
+
+def _paths_problems(stack):
+    problems = []
+    variables = stack.get("variables") or {}
+    for key, variable in (("root", "homelab_root"), ("data_root", "homelab_data_root")):
+        value = stack.get(key)
+        if not isinstance(value, str) or not value.startswith("/"):
+            problems.append(
+                "%s (%s) must be an absolute path; set it to something like %s."
+                % (variables.get(key, variable), value, "/opt/homelab" if key == "root" else "/opt/homelab/data")
+            )
+    address = stack.get("bind_address")
+    try:
+        ipaddress.ip_address(str(address))
+    except ValueError:
+        problems.append(
+            "%s (%s) is not an IP address; use 127.0.0.1 so remote access goes through the tunnel."
+            % (variables.get("bind_address", "homelab_bind_address"), address)
+        )
+    return problems
+
+
+def _override_problems(stack):
+    problems = []
+    services = stack.get("services") or {}
+    variables = stack.get("variables") or {}
+    known = ", ".join(sorted(services))
+    images_variable = variables.get("images", "images")
+    images = (stack.get("overrides") or {}).get("images") or {}
+    if not isinstance(images, dict):
+        return ["%s must be a mapping of service name to image fields (tag, repository, registry, digest)." % images_variable]
+    for key, override in images.items():
+        name = canonical_name(key, services)
+        if name is None:
+            problems.append("%s has an unknown service %r; the services are %s." % (images_variable, key, known))
+            continue
+        if not isinstance(override, dict):
+            problems.append(
+                "%s.%s must be a mapping such as {tag: \"1.2.3\"} that names only the fields to change, not %r."
+                % (images_variable, key, override)
+            )
+            continue
+        unknown = sorted(set(override) - set(IMAGE_KEYS))
+        if unknown:
+            problems.append(
+                "%s.%s has unknown field(s) %s; an image override may set only %s."
+                % (images_variable, key, ", ".join(unknown), ", ".join(IMAGE_KEYS))
+            )
+        for field in IMAGE_KEYS:
+            if field in override and not isinstance(override[field], str):
+                problems.append("%s.%s.%s must be a string (quote versions such as \"1.10\")." % (images_variable, key, field))
+        tag = override.get("tag")
+        if isinstance(tag, str) and (not TAG.match(tag) or tag == "latest"):
+            problems.append("%s.%s.tag %r is not a pinned tag; give a release such as \"1.2.3\", never latest." % (images_variable, key, tag))
+        digest = override.get("digest")
+        if isinstance(digest, str) and digest and not DIGEST.match(digest):
+            problems.append("%s.%s.digest must look like sha256:<64 hex digits>, or be empty." % (images_variable, key))
+    ports_variable = variables.get("ports", "ports")
+    ports = (stack.get("overrides") or {}).get("ports") or {}
+    if not isinstance(ports, dict):
+        return problems + ["%s must be a mapping of service name to host port." % ports_variable]
+    for key in ports:
+        name = canonical_name(key, services)
+        if name is None:
+            problems.append("%s has an unknown service %r; the services are %s." % (ports_variable, key, known))
+        elif "port" not in services[name]:
+            problems.append("%s.%s: that service publishes no port; remove the key." % (ports_variable, key))
+    return problems
+
+
+def _secret_problems(stack, persisted):
+    problems = []
+    variables = stack.get("variables") or {}
+    specs = stack.get("secrets") or {}
+    settable = sorted(name for name, spec in specs.items() if "value" not in spec)
+    inventory = stack.get("inventory_secrets") or {}
+    secrets_variable = variables.get("secrets", "secrets")
+    if not isinstance(inventory, dict):
+        return ["%s must be a mapping of secret name to value." % secrets_variable]
+    unknown = sorted(set(inventory) - set(settable))
+    if unknown:
+        problems.append(
+            "%s has unknown key(s) %s; the known ones are %s." % (secrets_variable, ", ".join(unknown), ", ".join(settable))
+        )
+    for name, value in sorted(inventory.items()):
+        if name in settable and (not isinstance(value, str) or len(value) < 16):
+            problems.append("%s.%s must be a string of 16 characters or more; leave it out to have one generated." % (secrets_variable, name))
+    rotate_variable = variables.get("rotate_secrets", "rotate_secrets")
+    rotate = stack.get("rotate_secrets") or []
+    unknown = sorted(set(rotate) - set(settable))
+    if unknown:
+        problems.append("%s names unknown secret(s) %s; the known ones are %s." % (rotate_variable, ", ".join(unknown), ", ".join(settable)))
+    conflicts = pinned_conflicts(stack, persisted)
+    if conflicts:
+        problems.append(
+            "%s changes %s, which this host already uses (%s/%s), and data encrypted or initialised with it would become "
+            "unreadable; restore the old value, or list the name in %s to rotate it on purpose."
+            % (secrets_variable, ", ".join(conflicts), stack.get("root"), stack.get("secrets_file"), rotate_variable)
+        )
+    return problems
+
+
+def pinned_conflicts(stack, persisted):
+    """Pinned secrets whose inventory value differs from the persisted one and that may not rotate."""
+    specs = stack.get("secrets") or {}
+    inventory = stack.get("inventory_secrets") or {}
+    rotate = set(stack.get("rotate_secrets") or [])
+    return sorted(
+        name
+        for name, spec in specs.items()
+        if spec.get("pinned") and name not in rotate and name in inventory and name in persisted and inventory[name] != persisted[name]
+    )
+
+
+# --- Secrets ----------------------------------------------------------------------------
+
+
+def generate_secret(spec):
+    kind = spec.get("generate", "alnum")
+    if kind == "laravel_key":
+        return "base64:" + base64.b64encode(_random.token_bytes(32)).decode("ascii")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(_random.choice(alphabet) for _position in range(int(spec.get("length", 40))))
+
+
+def resolve_secrets(stack, persisted):
+    """Every secret's value: explicit value > inventory > persisted > newly generated.
+
+    The per-host key of the config hashes is one more generated, persisted secret.
+    """
+    persisted = dict(persisted or {})
+    inventory = stack.get("inventory_secrets") or {}
+    values = {}
+    specs = dict(stack.get("secrets") or {})
+    specs.setdefault(HASH_KEY_SECRET, {"generate": "alnum", "length": 48})
+    for name, spec in specs.items():
+        if "value" in spec:
+            values[name] = spec["value"] or ""
+        elif name in inventory:
+            values[name] = inventory[name]
+        elif persisted.get(name):
+            values[name] = persisted[name]
+        else:
+            values[name] = generate_secret(spec)
+    return values
+
+
+def persisted_secrets(stack, values):
+    """What the host keeps in the secrets file: the generated or inventory-given ones, not explicit values."""
+    specs = dict(stack.get("secrets") or {})
+    specs.setdefault(HASH_KEY_SECRET, {})
+    return {name: values[name] for name in sorted(specs) if "value" not in specs[name] and specs[name].get("persist", True)}
+
+
+def expand(text, values, services):
+    """Fill in <<secret:NAME>> and <<port:SERVICE>> placeholders."""
+
+    def _fill(match):
+        kind, name = match.groups()
+        if kind == "secret":
+            return str(values[name])
+        return str(services[name]["port"])
+
+    return PLACEHOLDER.sub(_fill, str(text))
+
+
+def references_secret(text):
+    return any(kind == "secret" for kind, _name in PLACEHOLDER.findall(str(text)))
+
+
+# --- Files ------------------------------------------------------------------------------
+
+
+def _env_text(stack, name, entry, values, services):
+    lines = [ENV_HEADER % stack["name"]]
+    for key, value in (entry.get("env") or {}).items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        lines.append("%s=%s\n" % (key, expand(value, values, services)))
+    return "".join(lines)
+
+
+def secret_file_path(name, secret_file):
+    return secret_file.get("path") or "secrets/%s/%s" % (name, secret_file["secret"])
+
+
+def config_hash(stack, name, entry, values, services):
+    """HMAC-SHA256 (per-host key) over everything a service reads besides its image.
+
+    Keyed, so the label in `docker inspect` reveals nothing about secret values.
+    """
+    material = {
+        "env": _env_text(stack, name, entry, values, services) if entry.get("env") else "",
+        "secret_files": [values[item["secret"]] for item in entry.get("secret_files") or []],
+        "config_files": [expand(item["content"], values, services) for item in entry.get("config_files") or []],
+    }
+    digest = hmac.new(values[HASH_KEY_SECRET].encode(), json.dumps(material, sort_keys=True).encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def _mode(mode, default):
+    return str(mode if mode is not None else default)
+
+
+def stack_files(stack, services, values):
+    """The file_tree entries of a stack: directories, data tree, env, secret and config files.
+
+    Paths of services that are switched off are removed (files only: data directories stay).
+    Every entry carries `tag`: the service it belongs to ('' for the stack's own).
+    """
+    root, data_root = stack["root"], stack["data_root"]
+    entries = [
+        {"path": root, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""},
+        {"path": root + "/env", "state": "directory", "owner": "0", "group": "0", "mode": "0700", "tag": ""},
+        {"path": root + "/config", "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""},
+        {"path": root + "/secrets", "state": "directory", "owner": "0", "group": "0", "mode": "0700", "tag": ""},
+        {
+            "path": "%s/%s" % (root, stack["secrets_file"]),
+            "state": "file",
+            "owner": "0",
+            "group": "0",
+            "mode": "0600",
+            "secret_content": json.dumps(persisted_secrets(stack, values), indent=2, sort_keys=True) + "\n",
+            "tag": "",
+        },
+    ]
+    entries.append({"path": data_root, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""})
+    seen_dirs = set(entry["path"] for entry in entries)
+    for name, entry in services.items():
+        enabled = entry.get("enabled")
+        if enabled:
+            for item in entry.get("data") or []:
+                entries.append(
+                    {
+                        "path": "%s/%s" % (data_root, item["path"]),
+                        "state": "directory",
+                        "owner": str(item.get("owner", 0)),
+                        "group": str(item.get("group", 0)),
+                        "mode": _mode(item.get("mode"), "0755"),
+                        "tag": name,
+                    }
+                )
+        env_path = "%s/env/%s.env" % (root, name)
+        if enabled and entry.get("env"):
+            text = _env_text(stack, name, entry, values, services)
+            key = "secret_content" if any(references_secret(v) for v in entry["env"].values()) else "content"
+            entries.append({"path": env_path, "state": "file", "owner": "0", "group": "0", "mode": "0600", key: text, "tag": name})
+        else:
+            entries.append({"path": env_path, "state": "absent", "tag": name})
+        for item in entry.get("secret_files") or []:
+            path = "%s/%s" % (root, secret_file_path(name, item))
+            parent = path.rsplit("/", 1)[0]
+            if not enabled or not values.get(item["secret"]):
+                entries.append({"path": path, "state": "absent", "tag": name})
+                continue
+            if parent not in seen_dirs:
+                seen_dirs.add(parent)
+                entries.append({"path": parent, "state": "directory", "owner": "0", "group": "0", "mode": "0700", "tag": name})
+            entries.append(
+                {
+                    "path": path,
+                    "state": "file",
+                    "owner": str(item.get("owner", 0)),
+                    "group": "0",
+                    "mode": "0400",
+                    # No trailing newline: not every image strips one.
+                    "secret_content": str(values[item["secret"]]),
+                    "tag": name,
+                }
+            )
+        for item in entry.get("config_files") or []:
+            path = "%s/%s" % (root, item["path"])
+            parent = path.rsplit("/", 1)[0]
+            if not enabled:
+                entries.append({"path": path, "state": "absent", "tag": name})
+                continue
+            if parent not in seen_dirs:
+                seen_dirs.add(parent)
+                entries.append(
+                    {
+                        "path": parent,
+                        "state": "directory",
+                        "owner": "0",
+                        "group": str(item.get("dir_group", 0)),
+                        "mode": "0750",
+                        "tag": name,
+                    }
+                )
+            content = expand(item["content"], values, services)
+            key = "secret_content" if references_secret(item["content"]) else "content"
+            entries.append(
+                {
+                    "path": path,
+                    "state": "file",
+                    "owner": str(item.get("owner", 0)),
+                    "group": str(item.get("group", 0)),
+                    "mode": _mode(item.get("mode"), "0444"),
+                    key: content,
+                    "tag": name,
+                }
+            )
+    return entries
+
+
+def data_dir_services(stack, services, created_paths):
+    """Services whose data directory was (re)created: their containers still mount the deleted one."""
+    created = set(created_paths or [])
+    found = []
+    for name, entry in services.items():
+        if not entry.get("enabled"):
+            continue
+        for item in entry.get("data") or []:
+            if "%s/%s" % (stack["data_root"], item["path"]) in created and name not in found:
+                found.append(name)
+    return found
+
+
+# --- Compose ----------------------------------------------------------------------------
+
+LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
+
+
+def gpu_deploy(gpu_reservation):
+    if gpu_reservation == "cdi":
+        device = {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"]}
+    else:
+        device = {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+    return {"resources": {"reservations": {"devices": [device]}}}
+
+
+def compose_document(stack, services, values, gpu_reservation="none"):
+    """The compose project as a dict, in a stable order."""
+    enabled = enabled_services(services)
+    document = {"name": stack["project"], "networks": copy.deepcopy(stack.get("networks") or {}), "services": {}}
+    for name in enabled:
+        entry = services[name]
+        service = {"image": service_image_ref(stack, entry, gpu_reservation), "restart": "unless-stopped"}
+        if entry.get("user") is not None:
+            service["user"] = str(entry["user"])
+        service["networks"] = list(document["networks"])
+        if entry.get("port") is not None:
+            service["ports"] = ["%s:%d:%d" % (stack["bind_address"], entry["port"], entry.get("container_port", entry["port"]))]
+        if entry.get("env"):
+            service["env_file"] = ["env/%s.env" % name]
+        volumes = [
+            "%s/%s:%s" % (stack["data_root"], item["path"], item["target"]) for item in entry.get("data") or [] if item.get("target")
+        ]
+        volumes += [
+            "%s/%s:%s:ro" % (stack["root"], secret_file_path(name, item), item["target"])
+            for item in entry.get("secret_files") or []
+            if values.get(item["secret"])
+        ]
+        volumes += ["%s/%s:%s:ro" % (stack["root"], item["path"], item["target"]) for item in entry.get("config_files") or []]
+        if volumes:
+            service["volumes"] = volumes
+        depends_on = {
+            other: {"condition": condition} for other, condition in (entry.get("depends_on") or {}).items() if other in enabled
+        }
+        if depends_on:
+            service["depends_on"] = depends_on
+        for key, value in (entry.get("compose") or {}).items():
+            service[key] = copy.deepcopy(value)
+        service["labels"] = dict(service.get("labels") or {}, **{LABEL_CONFIG_HASH: config_hash(stack, name, entry, values, services)})
+        if entry.get("gpu") and uses_gpu(gpu_reservation):
+            service["deploy"] = gpu_deploy(gpu_reservation)
+        service["logging"] = copy.deepcopy(LOGGING)
+        document["services"][name] = service
+    return document
+
+
+def stack_probes(stack, services):
+    """stack_health's `services` list: an HTTP probe of the published port where the catalogue has one."""
+    address = stack["bind_address"]
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    if ":" in host:
+        host = "[%s]" % host
+    probes = []
+    for name in enabled_services(services):
+        entry = services[name]
+        probe = {"service": name}
+        if entry.get("probe") and entry.get("port") is not None:
+            probe["url"] = "http://%s:%d%s" % (host, entry["port"], entry["probe"].get("path", "/"))
+        probes.append(probe)
+    return probes

@@ -1,0 +1,357 @@
+"""homelab.core's catalogue: overrides, validation, secrets, keyed hashes, files and compose rendering."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+import pytest
+
+from ansible_collections.homelab.core.plugins.filter.stack_plan import stack_plan
+from ansible_collections.homelab.core.plugins.filter.stack_problems import stack_problems
+from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+
+import yaml
+
+STACK = {
+    "name": "main",
+    "project": "homelab",
+    "root": "/opt/homelab",
+    "data_root": "/opt/homelab/data",
+    "compose_file": "docker-compose.yml",
+    "secrets_file": "secrets/main-stack.json",
+    "bind_address": "127.0.0.1",
+    "image_registry": "",
+    "networks": {"intranet": {"driver": "bridge"}},
+    "secrets": {
+        "db_password": {"pinned": True},
+        "web_key": {},
+        "app_key": {"pinned": True, "generate": "laravel_key"},
+        "tunnel_token": {"value": ""},
+    },
+    "services": {
+        "ollama": {
+            "image": {"registry": "docker.io", "repository": "ollama/ollama", "tag": "0.5.12", "digest": ""},
+            "port": 11434,
+            "container_port": 11434,
+            "gpu": True,
+            "data": [{"path": "ollama", "target": "/root/.ollama", "owner": 0, "group": 0, "mode": "0755"}],
+            "probe": {"path": "/api/version"},
+        },
+        "open-webui": {
+            "image": {"registry": "ghcr.io", "repository": "open-webui/open-webui", "tag": "v0.5.20", "digest": ""},
+            "gpu_image_tag_suffix": "-cuda",
+            "port": 3000,
+            "container_port": 8080,
+            "gpu": True,
+            "env": {"OLLAMA_BASE_URL": "http://ollama:11434", "SELF": "http://localhost:<<port:open-webui>>/"},
+            "secret_files": [{"secret": "web_key", "target": "/app/backend/.webui_secret_key", "owner": 0}],
+            "depends_on": {"ollama": "service_healthy", "tunnel": "service_started"},
+            "probe": {"path": "/health"},
+        },
+        "db": {
+            "image": {"registry": "docker.io", "repository": "library/postgres", "tag": "16-alpine", "digest": ""},
+            "data": [{"path": "db", "target": "/var/lib/postgresql/data", "owner": 70, "group": 70, "mode": "0700"}],
+            "env": {"DB_PASSWORD": "<<secret:db_password>>"},
+            "config_files": [
+                {"path": "config/db/db.conf", "target": "/etc/db.conf", "owner": 70, "group": 70, "mode": "0400", "dir_group": 70,
+                 "content": "password <<secret:db_password>>\n"}
+            ],
+            "compose": {"healthcheck": {"test": ["CMD", "pg_isready"]}},
+        },
+        "tunnel": {
+            "enabled": False,
+            "image": {"registry": "docker.io", "repository": "cloudflare/cloudflared", "tag": "2025.4.0", "digest": ""},
+            "user": 65532,
+            "secret_files": [{"secret": "tunnel_token", "target": "/etc/token", "owner": 65532, "path": "secrets/tunnel-token"}],
+        },
+    },
+    "overrides": {"images": {}, "ports": {}},
+    "inventory_secrets": {},
+    "rotate_secrets": [],
+    "variables": {"images": "main_stack_images", "ports": "main_stack_ports", "secrets": "main_stack_secrets",
+                  "rotate_secrets": "main_stack_rotate_secrets"},
+}
+PERSISTED = {"db_password": "persisted-db-password-0123456789", "web_key": "persisted-web-key-0123456789",
+             "app_key": "base64:cGVyc2lzdGVkLWFwcC1rZXktMDEyMzQ1Njc4OTAxMjM0NQ==", "config_hash_key": "k" * 48}
+
+
+def stack(**changes):
+    value = copy.deepcopy(STACK)
+    for key, change in changes.items():
+        if isinstance(change, dict) and isinstance(value.get(key), dict):
+            value[key].update(change)
+        else:
+            value[key] = change
+    return value
+
+
+def compose(definition, reservation="none", persisted=None):
+    persisted = PERSISTED if persisted is None else persisted
+    return yaml.safe_load(stack_plan(definition, persisted=persisted, gpu_reservation=reservation)["compose"])
+
+
+# --- Overrides ---------------------------------------------------------------------------
+
+
+def test_an_image_override_changes_only_the_named_fields_of_the_named_service():
+    services = _catalogue.resolve_services(stack(overrides={"images": {"open_webui": {"tag": "v0.6.0"}}}))
+    assert services["open-webui"]["image"] == {"registry": "ghcr.io", "repository": "open-webui/open-webui", "tag": "v0.6.0", "digest": ""}
+    assert services["ollama"]["image"] == STACK["services"]["ollama"]["image"]
+
+
+def test_a_port_override_changes_only_that_service_and_its_placeholders():
+    plan = stack_plan(stack(overrides={"ports": {"open-webui": 3005}}), persisted=PERSISTED)
+    document = yaml.safe_load(plan["compose"])
+    assert document["services"]["open-webui"]["ports"] == ["127.0.0.1:3005:8080"]
+    assert document["services"]["ollama"]["ports"] == ["127.0.0.1:11434:11434"]
+    env = [entry for entry in plan["files"] if entry["path"] == "/opt/homelab/env/open-webui.env"][0]
+    assert "SELF=http://localhost:3005/\n" in env["content"]
+
+
+def test_the_registry_override_replaces_every_registry():
+    plan = stack_plan(stack(image_registry="127.0.0.1:5000"), persisted=PERSISTED)
+    assert plan["images"] == {"ollama": "127.0.0.1:5000/ollama/ollama:0.5.12", "open-webui": "127.0.0.1:5000/open-webui/open-webui:v0.5.20",
+                              "db": "127.0.0.1:5000/library/postgres:16-alpine"}
+
+
+def test_a_digest_pins_further():
+    ref = _catalogue.image_ref({"registry": "docker.io", "repository": "a/b", "tag": "1", "digest": "sha256:" + "0" * 64})
+    assert ref == "docker.io/a/b:1@sha256:" + "0" * 64
+
+
+# --- Validation --------------------------------------------------------------------------
+
+
+def test_a_valid_stack_has_no_problem():
+    assert stack_problems([stack()], persisted={"main": PERSISTED}) == []
+
+
+@pytest.mark.parametrize(
+    "changes, sentence",
+    [
+        ({"root": "opt/homelab"}, "homelab_root (opt/homelab) must be an absolute path; set it to something like /opt/homelab."),
+        ({"data_root": "data"}, "homelab_data_root (data) must be an absolute path"),
+        ({"bind_address": "localhost"}, "homelab_bind_address (localhost) is not an IP address"),
+        ({"overrides": {"ports": {"ollama": 99999}}}, "main_stack_ports.ollama is 99999, which is not a port; give a whole number from 1 to 65535."),
+        ({"overrides": {"ports": {"ollama": "11434"}}}, "main_stack_ports.ollama is '11434', which is not a port"),
+        ({"overrides": {"ports": {"ollama": True}}}, "main_stack_ports.ollama is True, which is not a port"),
+        ({"overrides": {"ports": {"open_webui": 0}}}, "main_stack_ports.open_webui is 0, which is not a port"),
+        ({"overrides": {"ports": {"olama": 1}}}, "main_stack_ports has an unknown service 'olama'; the services are db, ollama, open-webui, tunnel."),
+        ({"overrides": {"ports": {"db": 5432}}}, "main_stack_ports.db: that service publishes no port; remove the key."),
+        ({"overrides": {"images": {"ollama": "0.6.0"}}},
+         "main_stack_images.ollama must be a mapping such as {tag: \"1.2.3\"} that names only the fields to change, not '0.6.0'."),
+        ({"overrides": {"images": {"ollama": {"version": "0.6.0"}}}},
+         "main_stack_images.ollama has unknown field(s) version; an image override may set only registry, repository, tag, digest."),
+        ({"overrides": {"images": {"ollama": {"tag": 0.6}}}}, "main_stack_images.ollama.tag must be a string"),
+        ({"overrides": {"images": {"ollama": {"tag": "latest"}}}}, "main_stack_images.ollama.tag 'latest' is not a pinned tag"),
+        ({"overrides": {"images": {"ollama": {"digest": "md5:1"}}}}, "main_stack_images.ollama.digest must look like sha256:<64 hex digits>"),
+        ({"overrides": {"images": {"nope": {"tag": "1"}}}}, "main_stack_images has an unknown service 'nope'"),
+        ({"overrides": {"ports": {"ollama": 3000}}}, "main_stack_ports.ollama and main_stack_ports.open-webui publish the same host port 3000"),
+        ({"inventory_secrets": {"unknown_secret": "x" * 20}},
+         "main_stack_secrets has unknown key(s) unknown_secret; the known ones are app_key, db_password, web_key."),
+        ({"inventory_secrets": {"tunnel_token": "x" * 20}}, "main_stack_secrets has unknown key(s) tunnel_token"),
+        ({"inventory_secrets": {"web_key": "short"}}, "main_stack_secrets.web_key must be a string of 16 characters or more"),
+        ({"rotate_secrets": ["nope"]}, "main_stack_rotate_secrets names unknown secret(s) nope"),
+        ({"inventory_secrets": {"db_password": "a-different-password-0123"}},
+         "main_stack_secrets changes db_password, which this host already uses (/opt/homelab/secrets/main-stack.json)"),
+        ({"problems": ["", "homelab_cloudflared_tunnel_token is not base64."]}, "homelab_cloudflared_tunnel_token is not base64."),
+    ],
+)
+def test_each_bad_input_is_one_sentence_naming_the_variable(changes, sentence):
+    problems = stack_problems([stack(**changes)], persisted={"main": PERSISTED})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(sentence)
+
+
+def test_a_disabled_service_publishes_nothing_and_collides_with_nothing():
+    definition = stack()
+    definition["services"]["tunnel"]["port"] = 3000
+    assert stack_problems([definition]) == []
+    definition["services"]["tunnel"]["enabled"] = True
+    assert stack_problems([definition]) == [
+        "main_stack_ports.open-webui and main_stack_ports.tunnel publish the same host port 3000; give each service its own port."
+    ]
+
+
+def test_ports_collide_across_stacks():
+    other = stack(name="mcp", variables={"ports": "mcp_stack_ports"})
+    other["services"] = {"dashboard": {"image": STACK["services"]["ollama"]["image"], "port": 11434}}
+    problems = stack_problems([stack(), other])
+    assert problems == ["main_stack_ports.ollama and mcp_stack_ports.dashboard publish the same host port 11434; give each service its own port."]
+
+
+def test_a_pinned_secret_may_rotate_when_listed_and_a_new_one_never_conflicts():
+    changed = {"inventory_secrets": {"db_password": "a-different-password-0123"}}
+    assert stack_problems([stack(rotate_secrets=["db_password"], **changed)], persisted={"main": PERSISTED}) == []
+    assert stack_problems([stack(**changed)], persisted={}) == []
+    # Not pinned: may change freely.
+    assert stack_problems([stack(inventory_secrets={"web_key": "another-web-key-0123456789"})], persisted={"main": PERSISTED}) == []
+
+
+# --- Secrets -----------------------------------------------------------------------------
+
+
+def test_secrets_come_from_value_then_inventory_then_persisted_then_generation():
+    definition = stack(inventory_secrets={"web_key": "inventory-web-key-0123456789"})
+    definition["secrets"]["tunnel_token"] = {"value": "the-token"}
+    values = _catalogue.resolve_secrets(definition, {"db_password": PERSISTED["db_password"]})
+    assert values["tunnel_token"] == "the-token"
+    assert values["web_key"] == "inventory-web-key-0123456789"
+    assert values["db_password"] == PERSISTED["db_password"]
+    assert values["app_key"].startswith("base64:") and len(values["app_key"]) == len("base64:") + 44
+    assert len(values["config_hash_key"]) == 48
+    again = _catalogue.resolve_secrets(definition, {})
+    assert again["app_key"] != values["app_key"]
+
+
+def test_the_persisted_file_keeps_generated_secrets_but_not_explicit_values():
+    definition = stack()
+    definition["secrets"]["tunnel_token"] = {"value": "the-token"}
+    plan = stack_plan(definition, persisted=PERSISTED)
+    secrets_file = [entry for entry in plan["files"] if entry["path"] == "/opt/homelab/secrets/main-stack.json"][0]
+    assert "content" not in secrets_file
+    assert json.loads(secrets_file["secret_content"]) == PERSISTED
+    assert (secrets_file["owner"], secrets_file["mode"]) == ("0", "0600")
+
+
+# --- Keyed config hashes -----------------------------------------------------------------
+
+
+def label(document, service):
+    return document["services"][service]["labels"]["org.homelab.config-hash"]
+
+
+def test_config_hashes_are_keyed_and_reveal_no_plain_hash_of_a_secret():
+    first = compose(stack())
+    other_key = dict(PERSISTED, config_hash_key="z" * 48)
+    second = compose(stack(), persisted=other_key)
+    assert label(first, "db") != label(second, "db")
+    plain = hashlib.sha256(PERSISTED["db_password"].encode()).hexdigest()
+    assert label(first, "db") not in plain
+
+
+def test_a_changed_secret_changes_the_hash_of_exactly_the_services_that_read_it():
+    before = compose(stack())
+    after = compose(stack(), persisted=dict(PERSISTED, db_password="rotated-db-password-0123456789"))
+    changed = [service for service in before["services"] if label(before, service) != label(after, service)]
+    assert changed == ["db"]
+    after = compose(stack(), persisted=dict(PERSISTED, web_key="rotated-web-key-0123456789"))
+    assert [service for service in before["services"] if label(before, service) != label(after, service)] == ["open-webui"]
+
+
+def test_the_plan_is_stable_for_the_same_persisted_secrets():
+    assert stack_plan(stack(), persisted=PERSISTED) == stack_plan(stack(), persisted=PERSISTED)
+
+
+# --- Compose rendering: the GPU paths ----------------------------------------------------
+
+
+def test_without_a_gpu_nothing_is_reserved_and_the_plain_tag_is_used():
+    document = compose(stack(), "none")
+    assert all("deploy" not in service for service in document["services"].values())
+    assert document["services"]["open-webui"]["image"].endswith(":v0.5.20")
+
+
+def test_the_nvidia_reservation_has_the_gpu_capability_and_the_cuda_tag():
+    document = compose(stack(), "nvidia")
+    for service in ("ollama", "open-webui"):
+        assert document["services"][service]["deploy"] == {
+            "resources": {"reservations": {"devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}}
+        }
+    assert "deploy" not in document["services"]["db"]
+    assert document["services"]["open-webui"]["image"] == "ghcr.io/open-webui/open-webui:v0.5.20-cuda"
+    assert document["services"]["ollama"]["image"] == "docker.io/ollama/ollama:0.5.12"
+
+
+def test_the_cdi_reservation_names_every_nvidia_gpu():
+    document = compose(stack(), "cdi")
+    assert document["services"]["ollama"]["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"]}
+    ]
+    assert document["services"]["open-webui"]["image"].endswith("-cuda")
+
+
+# --- Compose rendering: the rest ---------------------------------------------------------
+
+
+def test_a_disabled_service_is_left_out_with_every_dependency_on_it():
+    document = compose(stack())
+    assert sorted(document["services"]) == ["db", "ollama", "open-webui"]
+    assert document["services"]["open-webui"]["depends_on"] == {"ollama": {"condition": "service_healthy"}}
+    definition = stack()
+    definition["services"]["tunnel"]["enabled"] = "true"
+    definition["secrets"]["tunnel_token"] = {"value": "the-token"}
+    document = compose(definition)
+    assert document["services"]["open-webui"]["depends_on"]["tunnel"] == {"condition": "service_started"}
+    assert document["services"]["tunnel"]["user"] == "65532"
+    assert document["services"]["tunnel"]["volumes"] == ["/opt/homelab/secrets/tunnel-token:/etc/token:ro"]
+
+
+def test_mounts_ports_env_and_passthrough_keys():
+    document = compose(stack(bind_address="127.0.0.2"))
+    service = document["services"]["db"]
+    assert service["volumes"] == ["/opt/homelab/data/db:/var/lib/postgresql/data", "/opt/homelab/config/db/db.conf:/etc/db.conf:ro"]
+    assert service["env_file"] == ["env/db.env"]
+    assert service["healthcheck"] == {"test": ["CMD", "pg_isready"]}
+    assert "ports" not in service
+    assert document["services"]["open-webui"]["ports"] == ["127.0.0.2:3000:8080"]
+    assert document["services"]["open-webui"]["volumes"][0] == "/opt/homelab/secrets/open-webui/web_key:/app/backend/.webui_secret_key:ro"
+    assert document["name"] == "homelab" and document["networks"] == {"intranet": {"driver": "bridge"}}
+
+
+# --- Files -------------------------------------------------------------------------------
+
+
+def by_path(plan):
+    return {entry["path"]: entry for entry in plan["files"]}
+
+
+def test_files_with_a_secret_are_secret_and_the_others_show_their_content():
+    files = by_path(stack_plan(stack(), persisted=PERSISTED))
+    db_env = files["/opt/homelab/env/db.env"]
+    assert "content" not in db_env and "DB_PASSWORD=" + PERSISTED["db_password"] in db_env["secret_content"]
+    assert "OLLAMA_BASE_URL=http://ollama:11434\n" in files["/opt/homelab/env/open-webui.env"]["content"]
+    config = files["/opt/homelab/config/db/db.conf"]
+    assert config["secret_content"] == "password %s\n" % PERSISTED["db_password"]
+    assert (config["owner"], config["group"], config["mode"]) == ("70", "70", "0400")
+    assert (files["/opt/homelab/config/db"]["group"], files["/opt/homelab/config/db"]["mode"]) == ("70", "0750")
+    key = files["/opt/homelab/secrets/open-webui/web_key"]
+    assert (key["secret_content"], key["mode"], key["tag"]) == (PERSISTED["web_key"], "0400", "open-webui")
+
+
+def test_a_disabled_service_loses_its_files_but_never_its_data():
+    definition = stack()
+    definition["services"]["db"]["enabled"] = False
+    files = by_path(stack_plan(definition, persisted=PERSISTED))
+    assert files["/opt/homelab/env/db.env"]["state"] == "absent"
+    assert files["/opt/homelab/config/db/db.conf"]["state"] == "absent"
+    assert files["/opt/homelab/secrets/tunnel-token"]["state"] == "absent"
+    assert "/opt/homelab/data/db" not in files
+
+
+def test_parents_come_before_their_children_and_the_compose_file_is_validated_last():
+    plan = stack_plan(stack(), persisted=PERSISTED)
+    paths = [entry["path"] for entry in plan["files"]]
+    for index, path in enumerate(paths):
+        parent = path.rsplit("/", 1)[0]
+        if parent in paths:
+            assert paths.index(parent) < index, path
+    assert paths[-1] == "/opt/homelab/docker-compose.yml"
+    assert plan["files"][-1]["validate"] == "docker compose --project-directory /opt/homelab --file %s config --quiet"
+
+
+def test_recreated_data_directories_name_their_services():
+    plan = stack_plan(stack(), persisted=PERSISTED)
+    assert plan["data_dirs"] == {"/opt/homelab/data/ollama": "ollama", "/opt/homelab/data/db": "db"}
+    assert _catalogue.data_dir_services(stack(), _catalogue.resolve_services(stack()), ["/opt/homelab/data/db", "/x"]) == ["db"]
+
+
+def test_probes_use_the_published_port_on_a_reachable_address():
+    probes = stack_plan(stack(bind_address="0.0.0.0", overrides={"ports": {"ollama": 11435}}), persisted=PERSISTED)["probes"]
+    assert probes == [
+        {"service": "ollama", "url": "http://127.0.0.1:11435/api/version"},
+        {"service": "open-webui", "url": "http://127.0.0.1:3000/health"},
+        {"service": "db"},
+    ]

@@ -36,7 +36,7 @@ lint: setup  ## yamllint, ansible-lint (production profile), module sanity, coll
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --profile production
 	tests/scripts/sanity.sh
-	$(BIN)/python tests/scripts/check_collection_versions.py requirements.yml
+	$(BIN)/python tests/scripts/check_collection_versions.py requirements.yml galaxy.yml
 	$(BIN)/python tests/scripts/role_docs.py --check
 
 unit: setup  ## Unit tests for modules and module_utils.

@@ -25,3 +25,35 @@ def test_version_outside_range_fails_with_names():
 def test_missing_collection_fails():
     problems = check_collection_versions.check(REQUIREMENTS, {})
     assert problems == ["community.docker is not installed (requirements.yml wants >=4.0.0,<5.0.0)"]
+
+
+KNOWN = {"community.docker": "4.8.5", "community.crypto": "3.0.5", "ansible.posix": "2.1.0", "ansible.builtin": "2.19.0"}
+
+
+def test_fqcns_in_tasks_filters_lookups_and_connections_are_found():
+    text = """
+- name: A key pair
+  community.crypto.openssh_keypair:
+    path: /x
+- name: A compose project
+  community.docker.docker_compose_v2: {project_src: /x}
+  vars:
+    key: "{{ lookup('ansible.posix.profile_tasks_is_not_a_lookup') }}"
+connection: community.docker.docker
+- ansible.builtin.debug:
+    msg: host.docker.internal:host-gateway org.homelab.config-hash
+"""
+    assert check_collection_versions.used_collections(text, KNOWN) == {"community.crypto", "community.docker", "ansible.posix"}
+
+
+def test_a_used_collection_missing_from_the_declarations_fails_with_its_file():
+    uses = {"community.crypto": "roles/main_stack/tasks/coolify.yml", "community.docker": "roles/x.yml"}
+    assert check_collection_versions.undeclared(uses, ["community.docker"], "requirements.yml") == [
+        "community.crypto is used (roles/main_stack/tasks/coolify.yml) but not declared in requirements.yml"
+    ]
+
+
+def test_the_repository_declares_every_collection_it_uses():
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+    uses = check_collection_versions.repository_uses(root, check_collection_versions.SCANNED, KNOWN)
+    assert "community.crypto" in uses and "community.docker" in uses

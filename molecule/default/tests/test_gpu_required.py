@@ -33,11 +33,23 @@ def test_auto_mode_warns_and_the_facts_say_cpu_only(host):
     assert recap_changed(output, host.backend.host) == 0
 
 
+def test_the_decision_is_recorded_on_the_host_for_later_stack_runs(host):
+    fact = host.file("/etc/ansible/facts.d/homelab_gpu.fact")
+    assert (fact.user, fact.mode) == ("root", 0o644)
+    assert json.loads(fact.content_string) == {"mode": "auto", "reservation": "none", "gpu_count": 0}
+
+
 def test_off_mode_looks_at_nothing(host):
-    rc, output, facts = gpu_facts("-e", "homelab_gpu_mode=off")
-    assert rc == 0, output
-    assert "no_driver" not in output
-    assert facts == CPU_ONLY
+    try:
+        rc, output, facts = gpu_facts("-e", "homelab_gpu_mode=off")
+        assert rc == 0, output
+        assert "no_driver" not in output
+        assert facts == CPU_ONLY
+        assert json.loads(host.file("/etc/ansible/facts.d/homelab_gpu.fact").content_string)["mode"] == "off"
+    finally:
+        # Put the converged decision back, so the next converge repairs only the side effect's drift.
+        rc, output, _facts = gpu_facts()
+        assert rc == 0, output
 
 
 def test_bad_gpu_mode_fails_with_the_choices(host):

@@ -129,6 +129,11 @@ def test_udev_rule_keeps_the_gpu_across_daemon_reload(host):
     assert ctk_calls(host, "system create-dev-char-symlinks") == ["system create-dev-char-symlinks --create-all"]
 
 
+def test_the_decision_is_recorded_on_the_host_for_later_stack_runs(host):
+    recorded = json.loads(host.file("/etc/ansible/facts.d/homelab_gpu.fact").content_string)
+    assert recorded == {"mode": "required", "reservation": "nvidia", "gpu_count": 1}
+
+
 def test_facts_for_the_stacks_say_gpu(host):
     rc, output, facts = gpu_facts()
     assert rc == 0, output

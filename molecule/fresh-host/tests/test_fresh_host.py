@@ -1,0 +1,78 @@
+"""A host that was never converged: check mode predicts the install, bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from playbook_runs import assert_refused, flat, recap_changed, run_site  # noqa: E402
+
+NOT_A_TOKEN = "bm90LWEtdG9rZW4tYXQtYWxs"
+
+
+def assert_still_fresh(host):
+    """What any run on this host must not have done: install packages or create the stack."""
+    installed = host.run("dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' docker.io docker-compose python3-apt openssh-client")
+    assert " ii" not in installed.stdout, installed.stdout
+    for path in ("/opt/homelab", "/etc/docker", "/data/coolify", "/etc/ansible/facts.d/homelab_gpu.fact"):
+        assert not host.file(path).exists, path
+
+
+def test_the_host_starts_fresh(host):
+    assert_still_fresh(host)
+    assert host.run("systemctl cat docker.service").rc != 0
+
+
+def test_check_mode_runs_to_the_end_and_predicts_the_install(host):
+    rc, output = run_site("--check", "--diff")
+    assert rc == 0, output
+    folded = flat(output)
+    assert recap_changed(output, host.backend.host) > 0
+    # Predicted: the packages, the data tree and secrets, the first deploy.
+    assert "docker.io" in folded and "docker-compose" in folded
+    assert "/opt/homelab/data/n8n" in folded and "/opt/homelab/docker-compose.yml" in folded
+    assert "Would deploy compose project homelab with ollama, open-webui, n8n, coolify-db, coolify-redis, coolify-realtime, coolify, cloudflared." in folded
+    assert "failed=0" in output and "ignored=0" in output
+    assert_still_fresh(host)
+
+
+@pytest.mark.parametrize(
+    "extra_vars, sentence",
+    [
+        ({"homelab_cloudflared_tunnel_token": NOT_A_TOKEN},
+         "homelab_cloudflared_tunnel_token does not decode to JSON; copy the whole token from the Cloudflare dashboard."),
+        ({"main_stack_ports": {"ollama": 99999}},
+         "main_stack_ports.ollama is 99999, which is not a port; give a whole number from 1 to 65535."),
+        ({"main_stack_images": {"n8n": "1.81.0"}},
+         "main_stack_images.n8n must be a mapping such as {tag: \"1.2.3\"} that names only the fields to change, not '1.81.0'."),
+        ({"homelab_root": "opt/homelab"},
+         "homelab_root (opt/homelab) must be an absolute path; set it to something like /opt/homelab."),
+        ({"main_stack_n8n_owner_password": ""},
+         "main_stack_n8n_owner_password is required when main_stack_n8n_owner_email is set; put it in the inventory's vault."),
+        ({"main_stack_n8n_owner_password": "weakpassword"},
+         "main_stack_n8n_owner_password must be 8 to 64 characters with a digit and an uppercase letter (n8n's rule); choose a stronger one."),
+        ({"main_stack_secrets": {"n8n_encryption_kee": "0123456789abcdef0123"}},
+         "main_stack_secrets has unknown key(s) n8n_encryption_kee; the known ones are"),
+        ({"main_stack_ports": {"open_webui": 5678}},
+         "main_stack_ports.open_webui and main_stack_ports.n8n publish the same host port 5678; give each service its own port."),
+    ],
+    ids=["bad-token", "port-out-of-range", "image-override-shape", "relative-root", "missing-owner-password",
+         "weak-owner-password", "unknown-secret", "port-collision"],
+)
+def test_bad_input_fails_in_the_first_play_before_anything_changes(host, extra_vars, sentence):
+    rc, output = run_site("-e", json.dumps(extra_vars))
+    folded = assert_refused(rc, output, host.backend.host, sentence)
+    # Refused by the validation play, before the play that installs Docker started.
+    assert "PLAY [Install and configure Docker Engine" not in output
+    assert NOT_A_TOKEN not in folded
+    assert_still_fresh(host)
+
+
+def test_a_standalone_stack_run_without_a_gpu_decision_fails_before_anything_changes(host):
+    rc, output = run_site(playbook="playbooks/main_stack.yml")
+    assert_refused(rc, output, host.backend.host, "/etc/ansible/facts.d/homelab_gpu.fact is missing, so the stack cannot tell whether to reserve the GPU;")
+    assert_still_fresh(host)

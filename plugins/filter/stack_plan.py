@@ -33,6 +33,10 @@ options:
     description: The secrets already persisted on the host for this stack.
     type: dict
     default: {}
+  adopted:
+    description: Absolute path of each C(adopt_secrets) file to its base64 content, where it exists.
+    type: dict
+    default: {}
   gpu_reservation:
     description: How containers get the GPU on this host.
     type: str
@@ -76,6 +80,14 @@ _value:
     images:
       description: Service name to the image reference deployed.
       type: dict
+    adopt_files:
+      description: The files where services keep secrets of their own (stack, secret, path, json_key).
+      type: list
+      elements: dict
+    adopted:
+      description: Names of the secrets taken from such a file because they differ from the persisted ones.
+      type: list
+      elements: str
 """
 
 HEADER = "# Managed by homelab.core (stack %s): edits are overwritten on the next run of site.yml.\n"
@@ -86,11 +98,12 @@ def _plain(value):
     return json.loads(json.dumps(value))
 
 
-def stack_plan(stack, persisted=None, gpu_reservation="none"):
+def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None):
     stack = _plain(stack)
     persisted = _plain(persisted or {})
     services = _catalogue.resolve_services(stack)
-    values = _catalogue.resolve_secrets(stack, persisted or {})
+    kept = _catalogue.adopted_values(stack, _plain(adopted or {}))
+    values = _catalogue.resolve_secrets(stack, persisted, kept)
     document = _catalogue.compose_document(stack, services, values, gpu_reservation)
     compose = HEADER % stack["name"] + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=4096)
     root = stack["root"]
@@ -118,6 +131,10 @@ def stack_plan(stack, persisted=None, gpu_reservation="none"):
         "compose": compose,
         "probes": _catalogue.stack_probes(stack, services),
         "data_dirs": data_dirs,
+        "adopt_files": _catalogue.adopt_files(stack),
+        "adopted": sorted(
+            name for name, value in kept.items() if persisted.get(name) and persisted[name] != value and name not in (stack.get("inventory_secrets") or {})
+        ),
         "images": {
             name: _catalogue.service_image_ref(stack, services[name], gpu_reservation) for name in _catalogue.enabled_services(services)
         },

@@ -30,6 +30,10 @@ options:
     description: Stack name to the secrets already persisted on the host.
     type: dict
     default: {}
+  adopted:
+    description: Absolute path of each stack's C(adopt_secrets) file to its base64 content, where it exists.
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -49,8 +53,8 @@ _value:
 """
 
 
-def stack_problems(stacks, persisted=None):
-    return _stack_problems(list(stacks), dict(persisted or {}))
+def stack_problems(stacks, persisted=None, adopted=None):
+    return _stack_problems(list(stacks), dict(persisted or {}), dict(adopted or {}))
 
 
 class FilterModule:

@@ -25,6 +25,8 @@ Stack definition keys:
 ``variables``       the inventory variable names behind overrides/secrets, for messages
 ``inventory_secrets`` secrets given in the inventory; ``rotate_secrets`` pinned ones that may change
 ``problems``        sentences from checks particular to the stack (empty strings are ignored)
+``adopt_secrets``   secret name -> {path (under data_root), json_key}: a value the service itself keeps
+                    there (n8n's encryption key in n8n/config) wins over the persisted one
 
 Values in ``env`` and in config file contents may hold placeholders that are
 filled in last: ``<<secret:NAME>>`` (a secret's value) and ``<<port:SERVICE>>``
@@ -59,6 +61,9 @@ SERVICE_KEYS = frozenset(
         "depends_on",  # {service: condition}
         "compose",  # compose keys passed through verbatim (healthcheck, command, environment, ...)
         "description",  # one line for docs and messages
+        "min_version",  # {version, feature}: the oldest tag that has a feature the role relies on
+        "networks",  # compose networks of the service (default: every network of the stack)
+        "extra_ports",  # [{host, container}] published besides `port`
     ]
 )
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
@@ -138,22 +143,52 @@ def _is_port(value):
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
-def stack_problems(stacks, persisted=None):
+def adopt_files(stack):
+    """The files where services keep secrets of their own, to be read (read-only) before planning."""
+    return [
+        {"stack": stack["name"], "secret": name, "path": "%s/%s" % (stack["data_root"], spec["path"]), "json_key": spec["json_key"]}
+        for name, spec in sorted((stack.get("adopt_secrets") or {}).items())
+    ]
+
+
+def adopted_values(stack, contents):
+    """Secret name -> the value a service keeps itself, from ``contents`` (absolute path -> base64 text)."""
+    values = {}
+    for item in adopt_files(stack):
+        encoded = (contents or {}).get(item["path"])
+        if not encoded:
+            continue
+        try:
+            value = json.loads(base64.b64decode(encoded).decode("utf-8")).get(item["json_key"])
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            continue
+        if isinstance(value, str) and value:
+            values[item["secret"]] = value
+    return values
+
+
+def stack_problems(stacks, persisted=None, adopted=None):
     """Every problem with the stacks' inventory, one sentence each naming the variable and the fix.
 
-    ``persisted`` maps a stack name to the secrets already persisted on the host (read-only).
+    ``persisted`` maps a stack name to the secrets already persisted on the host (read-only);
+    ``adopted`` maps absolute paths of the stacks' adopt_secrets files to their base64 content.
     Port collisions are checked across all stacks.
     """
     persisted = persisted or {}
     problems = []
-    published = []  # (port, variable, service)
+    published = []  # (port, how the inventory or catalogue names it)
     for stack in stacks:
         # Checks particular to one stack (a token's shape, an owner password), already phrased.
         problems.extend(problem for problem in stack.get("problems") or [] if problem)
         problems.extend(_paths_problems(stack))
         problems.extend(_override_problems(stack))
-        problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}))
+        problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}, adopted_values(stack, adopted)))
         services = resolve_services(stack)
+        images_variable = (stack.get("variables") or {}).get("images", "images")
+        for name in enabled_services(services):
+            problem = version_problem(images_variable, name, services[name])
+            if problem:
+                problems.append(problem)
         ports_variable = (stack.get("variables") or {}).get("ports", "ports")
         # Name an overridden port the way the inventory spelled it (open_webui for open-webui).
         ports = (stack.get("overrides") or {}).get("ports") or {}
@@ -168,16 +203,44 @@ def stack_problems(stacks, persisted=None):
                     % (ports_variable, written.get(name, name), port)
                 )
             else:
-                published.append((port, ports_variable, written.get(name, name)))
+                published.append((port, "%s.%s" % (ports_variable, written.get(name, name))))
+        for name in enabled_services(services):
+            for item in services[name].get("extra_ports") or []:
+                published.append((item["host"], "%s's extra port (catalogue)" % name))
     by_port = {}
-    for port, variable, name in published:
-        by_port.setdefault(port, []).append("%s.%s" % (variable, name))
+    for port, label in published:
+        by_port.setdefault(port, []).append(label)
     for port in sorted(by_port):
         if len(by_port[port]) > 1:
             problems.append(
                 "%s publish the same host port %d; give each service its own port." % (" and ".join(by_port[port]), port)
             )
     return problems
+
+
+def version_tuple(tag):
+    """(4, 3, 10) for "4.3.10", "v4.3.10" or "0.12.4-cuda"; None for a tag that is not a version."""
+    match = re.match(r"^v?([0-9]+(?:\.[0-9]+)*)(?:$|[-+])", str(tag))
+    if match is None:
+        return None
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def version_problem(variable, name, entry):
+    """A sentence when the service's image tag is older than the oldest version with a feature the role uses."""
+    minimum = entry.get("min_version")
+    if not minimum:
+        return None
+    tag = (entry.get("image") or {}).get("tag", "")
+    found, wanted = version_tuple(tag), version_tuple(minimum["version"])
+    if found is None:
+        return "%s.%s.tag %r is not a version, so it cannot be checked against %s, the first with %s; pin a release such as %r." % (
+            variable, name, tag, minimum["version"], minimum["feature"], minimum["version"])
+    width = max(len(found), len(wanted))
+    if found + (0,) * (width - len(found)) < wanted + (0,) * (width - len(wanted)):
+        return "%s.%s.tag %r is older than %s, the first with %s, which the role relies on; pin %s or newer." % (
+            variable, name, tag, minimum["version"], minimum["feature"], minimum["version"])
+    return None
 
 
 def _paths_problems(stack):
@@ -249,7 +312,7 @@ def _override_problems(stack):
     return problems
 
 
-def _secret_problems(stack, persisted):
+def _secret_problems(stack, persisted, adopted=None):
     problems = []
     variables = stack.get("variables") or {}
     specs = stack.get("secrets") or {}
@@ -271,7 +334,16 @@ def _secret_problems(stack, persisted):
     unknown = sorted(set(rotate) - set(settable))
     if unknown:
         problems.append("%s names unknown secret(s) %s; the known ones are %s." % (rotate_variable, ", ".join(unknown), ", ".join(settable)))
-    conflicts = pinned_conflicts(stack, persisted)
+    refused = set()
+    for name, value in sorted((adopted or {}).items()):
+        if name in inventory and inventory[name] != value:
+            refused.add(name)
+            path = [item["path"] for item in adopt_files(stack) if item["secret"] == name][0]
+            problems.append(
+                "%s.%s differs from the key the service already uses (%s), so it would refuse to start; "
+                "set it to that value, or leave it out to keep using it." % (secrets_variable, name, path)
+            )
+    conflicts = [name for name in pinned_conflicts(stack, dict(persisted, **(adopted or {}))) if name not in refused]
     if conflicts:
         problems.append(
             "%s changes %s, which this host already uses (%s/%s), and data encrypted or initialised with it would become "
@@ -304,8 +376,8 @@ def generate_secret(spec):
     return "".join(_random.choice(alphabet) for _position in range(int(spec.get("length", 40))))
 
 
-def resolve_secrets(stack, persisted):
-    """Every secret's value: explicit value > inventory > persisted > newly generated.
+def resolve_secrets(stack, persisted, adopted=None):
+    """Every secret's value: explicit value > inventory > adopted (kept by the service) > persisted > generated.
 
     The per-host key of the config hashes is one more generated, persisted secret.
     """
@@ -319,6 +391,8 @@ def resolve_secrets(stack, persisted):
             values[name] = spec["value"] or ""
         elif name in inventory:
             values[name] = inventory[name]
+        elif (adopted or {}).get(name):
+            values[name] = adopted[name]
         elif persisted.get(name):
             values[name] = persisted[name]
         else:
@@ -379,6 +453,12 @@ def config_hash(stack, name, entry, values, services):
     return digest.hexdigest()[:32]
 
 
+def config_file_path(stack, item):
+    """Config files live under the stack root, or under the data root with `base: data`."""
+    base = stack["data_root"] if item.get("base") == "data" else stack["root"]
+    return "%s/%s" % (base, item["path"])
+
+
 def _mode(mode, default):
     return str(mode if mode is not None else default)
 
@@ -407,6 +487,8 @@ def stack_files(stack, services, values):
     ]
     entries.append({"path": data_root, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""})
     seen_dirs = set(entry["path"] for entry in entries)
+    # Config files inside a data directory (Coolify's source/.env) need no directory of their own.
+    data_paths = set("%s/%s" % (data_root, item["path"]) for entry in services.values() for item in entry.get("data") or [])
     for name, entry in services.items():
         enabled = entry.get("enabled")
         if enabled:
@@ -450,12 +532,12 @@ def stack_files(stack, services, values):
                 }
             )
         for item in entry.get("config_files") or []:
-            path = "%s/%s" % (root, item["path"])
+            path = config_file_path(stack, item)
             parent = path.rsplit("/", 1)[0]
             if not enabled:
                 entries.append({"path": path, "state": "absent", "tag": name})
                 continue
-            if parent not in seen_dirs:
+            if parent not in seen_dirs and parent not in data_paths:
                 seen_dirs.add(parent)
                 entries.append(
                     {
@@ -503,7 +585,8 @@ LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"
 
 def gpu_deploy(gpu_reservation):
     if gpu_reservation == "cdi":
-        device = {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"]}
+        # compose requires capabilities for every device request, CDI ones too.
+        device = {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"], "capabilities": ["gpu"]}
     else:
         device = {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
     return {"resources": {"reservations": {"devices": [device]}}}
@@ -518,9 +601,13 @@ def compose_document(stack, services, values, gpu_reservation="none"):
         service = {"image": service_image_ref(stack, entry, gpu_reservation), "restart": "unless-stopped"}
         if entry.get("user") is not None:
             service["user"] = str(entry["user"])
-        service["networks"] = list(document["networks"])
+        service["networks"] = list(entry.get("networks") or document["networks"])
+        ports = []
         if entry.get("port") is not None:
-            service["ports"] = ["%s:%d:%d" % (stack["bind_address"], entry["port"], entry.get("container_port", entry["port"]))]
+            ports.append("%s:%d:%d" % (stack["bind_address"], entry["port"], entry.get("container_port", entry["port"])))
+        ports += ["%s:%d:%d" % (stack["bind_address"], item["host"], item["container"]) for item in entry.get("extra_ports") or []]
+        if ports:
+            service["ports"] = ports
         if entry.get("env"):
             service["env_file"] = ["env/%s.env" % name]
         volumes = [
@@ -531,7 +618,7 @@ def compose_document(stack, services, values, gpu_reservation="none"):
             for item in entry.get("secret_files") or []
             if values.get(item["secret"])
         ]
-        volumes += ["%s/%s:%s:ro" % (stack["root"], item["path"], item["target"]) for item in entry.get("config_files") or []]
+        volumes += ["%s:%s:ro" % (config_file_path(stack, item), item["target"]) for item in entry.get("config_files") or []]
         if volumes:
             service["volumes"] = volumes
         depends_on = {

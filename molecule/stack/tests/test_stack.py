@@ -216,24 +216,35 @@ def test_silent_rotation_of_a_pinned_secret_fails(host):
              "list the name in main_stack_rotate_secrets to rotate it on purpose.")
 
 
+def compose_services(host):
+    return json.loads(host.check_output("docker compose --project-directory %s config --format json" % ROOT))["services"]
+
+
 @first_verify_only
 def test_one_service_override_recreates_only_that_service(host):
     before = {service: entry["ID"] for service, entry in containers(host).items()}
+    rendered_before = compose_services(host)
     override = {"main_stack_images": {"ollama": {"tag": "0.5.12-override"}}, "main_stack_ports": {"ollama": 11435}}
-    rc, output = run_site("-e", json.dumps(override))
-    assert rc == 0, output
-    after = containers(host)
-    assert [service for service in SERVICES if before[service] != after[service]["ID"]] == ["ollama"]
-    assert after["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.5.12-override"
-    assert after["open-webui"]["Image"] == "127.0.0.1:5000/open-webui/open-webui:v0.5.20"
-    listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
-    assert "127.0.0.1:11435" in listeners and "127.0.0.1:11434" not in listeners
-    # Back to the catalogue's pins: again only ollama moves.
-    rc, output = run_site()
-    assert rc == 0, output
+    try:
+        rc, output = run_site("-e", json.dumps(override))
+        assert rc == 0, output
+        # The compose file changed in ollama's block only.
+        rendered = compose_services(host)
+        assert [name for name in rendered if rendered[name] != rendered_before[name]] == ["ollama"]
+        after = containers(host)
+        assert after["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.5.12-override"
+        assert after["open-webui"]["Image"] == "127.0.0.1:5000/open-webui/open-webui:v0.5.20"
+        listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
+        assert "127.0.0.1:11435" in listeners and "127.0.0.1:11434" not in listeners
+        # Recreated: ollama, and open-webui, which compose recreates with the dependency it waits for.
+        assert [service for service in SERVICES if before[service] != after[service]["ID"]] == ["ollama", "open-webui"]
+    finally:
+        # Back to the catalogue's pins.
+        rc, output = run_site()
+        assert rc == 0, output
     restored = containers(host)
-    assert [service for service in SERVICES if after[service]["ID"] != restored[service]["ID"]] == ["ollama"]
     assert restored["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.5.12"
+    assert compose_services(host) == rendered_before
 
 
 def compose_config(host, root):

@@ -268,7 +268,7 @@ def test_the_nvidia_reservation_has_the_gpu_capability_and_the_cuda_tag():
 def test_the_cdi_reservation_names_every_nvidia_gpu():
     document = compose(stack(), "cdi")
     assert document["services"]["ollama"]["deploy"]["resources"]["reservations"]["devices"] == [
-        {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"]}
+        {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"], "capabilities": ["gpu"]}
     ]
     assert document["services"]["open-webui"]["image"].endswith("-cuda")
 

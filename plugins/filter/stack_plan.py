@@ -75,7 +75,7 @@ _value:
       type: list
       elements: dict
     data_dirs:
-      description: Absolute data directory path to the service that mounts it.
+      description: Absolute data directory path to the services that declare it.
       type: dict
     images:
       description: Service name to the image reference deployed.
@@ -120,17 +120,13 @@ def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None):
             "tag": "",
         }
     )
-    data_dirs = {}
-    for name in _catalogue.enabled_services(services):
-        for item in services[name].get("data") or []:
-            data_dirs.setdefault("%s/%s" % (stack["data_root"], item["path"]), name)
     return {
         "services": services,
         "enabled": _catalogue.enabled_services(services),
         "files": files,
         "compose": compose,
         "probes": _catalogue.stack_probes(stack, services),
-        "data_dirs": data_dirs,
+        "data_dirs": _catalogue.data_dirs(stack, services),
         "adopt_files": _catalogue.adopt_files(stack),
         "adopted": sorted(
             name for name, value in kept.items() if persisted.get(name) and persisted[name] != value and name not in (stack.get("inventory_secrets") or {})

@@ -487,22 +487,28 @@ def stack_files(stack, services, values):
     ]
     entries.append({"path": data_root, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""})
     seen_dirs = set(entry["path"] for entry in entries)
+    # The data tree: every enabled service's directories, once each (two services may mount one),
+    # parents before children.
+    data = {}
+    for name in enabled_services(services):
+        for item in services[name].get("data") or []:
+            data.setdefault(item["path"], (name, item))
+    for path in sorted(data, key=lambda path: path.split("/")):
+        name, item = data[path]
+        entries.append(
+            {
+                "path": "%s/%s" % (data_root, path),
+                "state": "directory",
+                "owner": str(item.get("owner", 0)),
+                "group": str(item.get("group", 0)),
+                "mode": _mode(item.get("mode"), "0755"),
+                "tag": name,
+            }
+        )
     # Config files inside a data directory (Coolify's source/.env) need no directory of their own.
-    data_paths = set("%s/%s" % (data_root, item["path"]) for entry in services.values() for item in entry.get("data") or [])
+    data_paths = set("%s/%s" % (data_root, path) for path in data)
     for name, entry in services.items():
         enabled = entry.get("enabled")
-        if enabled:
-            for item in entry.get("data") or []:
-                entries.append(
-                    {
-                        "path": "%s/%s" % (data_root, item["path"]),
-                        "state": "directory",
-                        "owner": str(item.get("owner", 0)),
-                        "group": str(item.get("group", 0)),
-                        "mode": _mode(item.get("mode"), "0755"),
-                        "tag": name,
-                    }
-                )
         env_path = "%s/env/%s.env" % (root, name)
         if enabled and entry.get("env"):
             text = _env_text(stack, name, entry, values, services)
@@ -565,15 +571,24 @@ def stack_files(stack, services, values):
     return entries
 
 
+def data_dirs(stack, services):
+    """Absolute data directory -> the enabled services that declare it."""
+    found = {}
+    for name in enabled_services(services):
+        for item in services[name].get("data") or []:
+            users = found.setdefault("%s/%s" % (stack["data_root"], item["path"]), [])
+            if name not in users:
+                users.append(name)
+    return found
+
+
 def data_dir_services(stack, services, created_paths):
     """Services whose data directory was (re)created: their containers still mount the deleted one."""
-    created = set(created_paths or [])
+    owners = data_dirs(stack, services)
     found = []
-    for name, entry in services.items():
-        if not entry.get("enabled"):
-            continue
-        for item in entry.get("data") or []:
-            if "%s/%s" % (stack["data_root"], item["path"]) in created and name not in found:
+    for path in created_paths or []:
+        for name in owners.get(path, []):
+            if name not in found:
                 found.append(name)
     return found
 

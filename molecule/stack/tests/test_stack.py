@@ -313,6 +313,26 @@ def test_a_standalone_stack_run_reads_the_gpu_decision_from_the_host(host):
 
 
 @first_verify_only
+def test_a_key_that_n8n_generated_itself_is_adopted_not_replaced(host):
+    """A host whose n8n (before 1.116) ignored N8N_ENCRYPTION_KEY_FILE and wrote its own key."""
+    config_path = ROOT + "/data/n8n/config"
+    host.check_output("docker stop homelab-n8n-1")
+    settings = json.loads(host.file(config_path).content_string)
+    settings["encryptionKey"] = "key-that-n8n-generated-itself-0123"
+    host.check_output("cat > %s <<'EOF'\n%s\nEOF" % (config_path, json.dumps(settings)))
+    rc, output = run_site()
+    assert rc == 0, output
+    assert "n8n_encryption_key differed from %s/secrets/main-stack.json and is kept as the service itself uses it" % ROOT in flat(output)
+    assert persisted_secrets(host)["n8n_encryption_key"] == "key-that-n8n-generated-itself-0123"
+    assert host.file(ROOT + "/secrets/n8n/n8n_encryption_key").content_string == "key-that-n8n-generated-itself-0123"
+    assert containers(host)["n8n"]["Health"] == "healthy"
+    assert "key-that-n8n-generated-itself-0123" not in output
+    # And now the inventory may not contradict the key in use.
+    rc, output = run_site("-e", json.dumps({"main_stack_secrets": {"n8n_encryption_key": "yet-another-key-0123456789"}}))
+    assert_refused(rc, output, host.backend.host, "main_stack_secrets.n8n_encryption_key differs from the key the service already uses")
+
+
+@first_verify_only
 def test_without_a_token_cloudflared_goes_and_the_run_warns(host):
     rc, output = run_site("-e", "homelab_cloudflared_tunnel_token=''")
     assert rc == 0, output

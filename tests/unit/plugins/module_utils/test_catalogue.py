@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -344,7 +345,7 @@ def test_parents_come_before_their_children_and_the_compose_file_is_validated_la
 
 def test_recreated_data_directories_name_their_services():
     plan = stack_plan(stack(), persisted=PERSISTED)
-    assert plan["data_dirs"] == {"/opt/homelab/data/ollama": "ollama", "/opt/homelab/data/db": "db"}
+    assert plan["data_dirs"] == {"/opt/homelab/data/ollama": ["ollama"], "/opt/homelab/data/db": ["db"]}
     assert _catalogue.data_dir_services(stack(), _catalogue.resolve_services(stack()), ["/opt/homelab/data/db", "/x"]) == ["db"]
 
 
@@ -355,3 +356,98 @@ def test_probes_use_the_published_port_on_a_reachable_address():
         {"service": "open-webui", "url": "http://127.0.0.1:3000/health"},
         {"service": "db"},
     ]
+
+
+# --- Shared data, per-service networks, extra ports, config files in the data tree ---------
+
+
+def test_a_data_directory_two_services_mount_is_made_once_and_restarts_both():
+    definition = stack()
+    definition["services"]["db"]["data"].append({"path": "shared", "target": "/shared", "owner": 1, "group": 1, "mode": "0700"})
+    definition["services"]["ollama"]["data"].insert(0, {"path": "shared", "target": "/srv/shared", "owner": 1, "group": 1, "mode": "0700"})
+    plan = stack_plan(definition, persisted=PERSISTED)
+    assert [entry["path"] for entry in plan["files"]].count("/opt/homelab/data/shared") == 1
+    assert plan["data_dirs"]["/opt/homelab/data/shared"] == ["ollama", "db"]
+    assert _catalogue.data_dir_services(definition, _catalogue.resolve_services(definition), ["/opt/homelab/data/shared"]) == ["ollama", "db"]
+
+
+def test_networks_extra_ports_and_a_config_file_in_the_data_tree():
+    definition = stack(networks={"intranet": {"driver": "bridge"}, "coolify": {"name": "coolify", "driver": "bridge"}})
+    definition["services"]["db"]["networks"] = ["coolify"]
+    definition["services"]["db"]["extra_ports"] = [{"host": 6002, "container": 6002}]
+    definition["services"]["db"]["config_files"].append(
+        {"base": "data", "path": "db/.env", "target": "/app/.env", "owner": 9999, "group": 0, "mode": "0600", "content": "KEY=<<secret:app_key>>\n"})
+    plan = stack_plan(definition, persisted=PERSISTED)
+    document = yaml.safe_load(plan["compose"])
+    assert document["services"]["db"]["networks"] == ["coolify"]
+    assert document["services"]["ollama"]["networks"] == ["intranet", "coolify"]
+    assert document["services"]["db"]["ports"] == ["127.0.0.1:6002:6002"]
+    assert "/opt/homelab/data/db/.env:/app/.env:ro" in document["services"]["db"]["volumes"]
+    files = by_path(plan)
+    assert files["/opt/homelab/data/db/.env"]["secret_content"] == "KEY=%s\n" % PERSISTED["app_key"]
+    # Its directory is a data directory: no second entry with other attributes.
+    assert [entry["path"] for entry in plan["files"]].count("/opt/homelab/data/db") == 1
+    definition["services"]["ollama"]["port"] = 6002
+    assert stack_problems([definition]) == [
+        "main_stack_ports.ollama and db's extra port (catalogue) publish the same host port 6002; give each service its own port."
+    ]
+
+
+# --- Secrets a service keeps itself (n8n's key in its settings file) ----------------------
+
+
+def with_adoption():
+    definition = stack()
+    definition["adopt_secrets"] = {"db_password": {"path": "db/config", "json_key": "encryptionKey"}}
+    return definition
+
+
+def encoded(value):
+    return base64.b64encode(json.dumps({"encryptionKey": value}).encode()).decode()
+
+
+def test_the_key_a_service_uses_wins_over_the_persisted_one_and_is_reported():
+    plan = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": encoded("the-key-in-use-0123456789")})
+    assert plan["adopted"] == ["db_password"]
+    assert json.loads(by_path(plan)["/opt/homelab/secrets/main-stack.json"]["secret_content"])["db_password"] == "the-key-in-use-0123456789"
+    assert plan["adopt_files"] == [{"stack": "main", "secret": "db_password", "path": "/opt/homelab/data/db/config", "json_key": "encryptionKey"}]
+    same = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": encoded(PERSISTED["db_password"])})
+    assert same["adopted"] == []
+    unreadable = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": "bm90IGpzb24="})
+    assert json.loads(by_path(unreadable)["/opt/homelab/secrets/main-stack.json"]["secret_content"]) == PERSISTED
+
+
+def test_an_inventory_value_that_differs_from_the_key_in_use_is_refused():
+    definition = with_adoption()
+    definition["inventory_secrets"] = {"db_password": "an-inventory-password-0123"}
+    adopted = {"/opt/homelab/data/db/config": encoded("the-key-in-use-0123456789")}
+    assert stack_problems([definition], persisted={"main": PERSISTED}, adopted=adopted) == [
+        "main_stack_secrets.db_password differs from the key the service already uses (/opt/homelab/data/db/config), so it would "
+        "refuse to start; set it to that value, or leave it out to keep using it."
+    ]
+    definition["inventory_secrets"] = {"db_password": "the-key-in-use-0123456789"}
+    assert stack_problems([definition], persisted={"main": PERSISTED}, adopted=adopted) == []
+
+
+# --- Version guards -----------------------------------------------------------------------
+
+
+def test_an_override_below_the_version_a_feature_needs_is_refused():
+    definition = stack()
+    definition["services"]["tunnel"]["enabled"] = True
+    definition["services"]["tunnel"]["min_version"] = {"version": "2025.4.0", "feature": "--token-file / TUNNEL_TOKEN_FILE"}
+    assert stack_problems([definition]) == []
+    definition["overrides"]["images"] = {"tunnel": {"tag": "2025.2.1"}}
+    assert stack_problems([definition]) == [
+        "main_stack_images.tunnel.tag '2025.2.1' is older than 2025.4.0, the first with --token-file / TUNNEL_TOKEN_FILE, "
+        "which the role relies on; pin 2025.4.0 or newer."
+    ]
+    definition["overrides"]["images"] = {"tunnel": {"tag": "2025.4"}}
+    assert stack_problems([definition]) == []
+    definition["overrides"]["images"] = {"tunnel": {"tag": "nightly"}}
+    assert stack_problems([definition])[0].startswith("main_stack_images.tunnel.tag 'nightly' is not a version")
+
+
+@pytest.mark.parametrize("tag, expected", [("4.3.10", (4, 3, 10)), ("v0.12.4-cuda", (0, 12, 4)), ("16-alpine", (16,)), ("latest", None)])
+def test_version_tuples(tag, expected):
+    assert _catalogue.version_tuple(tag) == expected

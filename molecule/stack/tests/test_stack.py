@@ -211,8 +211,9 @@ def _refused(host, extra_vars, *sentences):
 # The other refusals run on a fresh host (molecule/fresh-host); this one needs a persisted secret.
 @first_verify_only
 def test_silent_rotation_of_a_pinned_secret_fails(host):
-    _refused(host, {"main_stack_secrets": {"n8n_encryption_key": "a-different-key-0123456789"}},
-             "main_stack_secrets changes n8n_encryption_key, which this host already uses (/opt/homelab/secrets/main-stack.json)",
+    # n8n's key is covered by test_a_key_that_n8n_generated_itself_is_adopted_not_replaced.
+    _refused(host, {"main_stack_secrets": {"coolify_db_password": "a-different-password-0123456789"}},
+             "main_stack_secrets changes coolify_db_password, which this host already uses (/opt/homelab/secrets/main-stack.json)",
              "list the name in main_stack_rotate_secrets to rotate it on purpose.")
 
 

@@ -34,8 +34,10 @@ options:
     type: dict
     default: {}
   adopted:
-    description: Absolute path of each C(adopt_secrets) file to its base64 content, where it exists.
-    type: dict
+    description:
+      - The C(results) of M(ansible.builtin.slurp) over the stack's C(adopt_secrets) files (missing files have no
+        C(content)), or a mapping of absolute path to base64 content.
+    type: raw
     default: {}
   gpu_reservation:
     description: How containers get the GPU on this host.

@@ -31,8 +31,10 @@ options:
     type: dict
     default: {}
   adopted:
-    description: Absolute path of each stack's C(adopt_secrets) file to its base64 content, where it exists.
-    type: dict
+    description:
+      - The C(results) of M(ansible.builtin.slurp) over the stacks' C(adopt_secrets) files (missing files have no
+        C(content)), or a mapping of absolute path to base64 content.
+    type: raw
     default: {}
 """
 
@@ -54,7 +56,7 @@ _value:
 
 
 def stack_problems(stacks, persisted=None, adopted=None):
-    return _stack_problems(list(stacks), dict(persisted or {}), dict(adopted or {}))
+    return _stack_problems(list(stacks), dict(persisted or {}), adopted or {})
 
 
 class FilterModule:

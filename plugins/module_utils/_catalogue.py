@@ -25,8 +25,8 @@ Stack definition keys:
 ``variables``       the inventory variable names behind overrides/secrets, for messages
 ``inventory_secrets`` secrets given in the inventory; ``rotate_secrets`` pinned ones that may change
 ``problems``        sentences from checks particular to the stack (empty strings are ignored)
-``adopt_secrets``   secret name -> {path (under data_root), json_key}: a value the service itself keeps
-                    there (n8n's encryption key in n8n/config) wins over the persisted one
+``adopt_secrets``   secret name -> {path (absolute), json_key}: a value the service itself keeps
+                    there (n8n's encryption key in data/n8n/config) wins over the persisted one
 
 Values in ``env`` and in config file contents may hold placeholders that are
 filled in last: ``<<secret:NAME>>`` (a secret's value) and ``<<port:SERVICE>>``
@@ -146,13 +146,22 @@ def _is_port(value):
 def adopt_files(stack):
     """The files where services keep secrets of their own, to be read (read-only) before planning."""
     return [
-        {"stack": stack["name"], "secret": name, "path": "%s/%s" % (stack["data_root"], spec["path"]), "json_key": spec["json_key"]}
+        {"stack": stack["name"], "secret": name, "path": spec["path"], "json_key": spec["json_key"]}
         for name, spec in sorted((stack.get("adopt_secrets") or {}).items())
     ]
 
 
+def file_contents(read):
+    """Absolute path -> base64 content, from ansible.builtin.slurp results (files that were missing
+    have no content) or from such a mapping already."""
+    if isinstance(read, dict):
+        return dict(read)
+    return dict((result["source"], result["content"]) for result in read or [] if result.get("content"))
+
+
 def adopted_values(stack, contents):
-    """Secret name -> the value a service keeps itself, from ``contents`` (absolute path -> base64 text)."""
+    """Secret name -> the value a service keeps itself, from ``contents`` (see file_contents)."""
+    contents = file_contents(contents)
     values = {}
     for item in adopt_files(stack):
         encoded = (contents or {}).get(item["path"])
@@ -171,7 +180,7 @@ def stack_problems(stacks, persisted=None, adopted=None):
     """Every problem with the stacks' inventory, one sentence each naming the variable and the fix.
 
     ``persisted`` maps a stack name to the secrets already persisted on the host (read-only);
-    ``adopted`` maps absolute paths of the stacks' adopt_secrets files to their base64 content.
+    ``adopted`` is what reading the stacks' adopt_secrets files gave (see file_contents).
     Port collisions are checked across all stacks.
     """
     persisted = persisted or {}

@@ -398,7 +398,7 @@ def test_networks_extra_ports_and_a_config_file_in_the_data_tree():
 
 def with_adoption():
     definition = stack()
-    definition["adopt_secrets"] = {"db_password": {"path": "db/config", "json_key": "encryptionKey"}}
+    definition["adopt_secrets"] = {"db_password": {"path": "/opt/homelab/data/db/config", "json_key": "encryptionKey"}}
     return definition
 
 
@@ -414,6 +414,12 @@ def test_the_key_a_service_uses_wins_over_the_persisted_one_and_is_reported():
     same = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": encoded(PERSISTED["db_password"])})
     assert same["adopted"] == []
     unreadable = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": "bm90IGpzb24="})
+    # What ansible.builtin.slurp registers: a missing file has no content.
+    from_slurp = stack_plan(with_adoption(), persisted=PERSISTED, adopted=[
+        {"source": "/opt/homelab/data/db/config", "content": encoded("the-key-in-use-0123456789"), "encoding": "base64"},
+        {"source": "/opt/homelab/data/other/config", "msg": "file not found", "failed": False},
+    ])
+    assert from_slurp["adopted"] == ["db_password"]
     assert json.loads(by_path(unreadable)["/opt/homelab/secrets/main-stack.json"]["secret_content"]) == PERSISTED
 
 

@@ -67,7 +67,6 @@ SERVICE_KEYS = frozenset(
     ]
 )
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
-SECRET_KINDS = ("alnum", "laravel_key")
 PLACEHOLDER = re.compile(r"<<(secret|port):([A-Za-z0-9_.-]+)>>")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

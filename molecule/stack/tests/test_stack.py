@@ -63,8 +63,8 @@ def test_images_came_from_the_configured_registry(host):
 
 def test_no_port_listens_on_every_address(host):
     listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
-    published = [address for address in listeners if address.endswith((":11434", ":3000", ":5678", ":8000", ":6001"))]
-    assert sorted(published) == sorted("127.0.0.1:%d" % port for port in (11434, 3000, 5678, 8000, 6001))
+    published = [address for address in listeners if address.endswith((":11434", ":3000", ":5678", ":8000", ":6001", ":6002"))]
+    assert sorted(published) == sorted("127.0.0.1:%d" % port for port in (11434, 3000, 5678, 8000, 6001, 6002))
     assert not [address for address in listeners if address.startswith(("0.0.0.0:", "*:", "[::]:"))
                 and not address.endswith(":5000")]  # 5000: the test registry itself
 
@@ -76,7 +76,7 @@ def test_no_port_listens_on_every_address(host):
         (ROOT + "/secrets/main-stack.json", "root", 0o600),
         (ROOT + "/secrets/cloudflared-token", "65532", 0o400),
         (ROOT + "/env/n8n.env", "root", 0o600),
-        (ROOT + "/env/coolify.env", "root", 0o600),
+        (ROOT + "/data/coolify/source/.env", "9999", 0o600),
         (ROOT + "/env/coolify-db.env", "root", 0o600),
         (ROOT + "/secrets/open-webui/open_webui_secret_key", "root", 0o400),
         (ROOT + "/secrets/n8n/n8n_encryption_key", "1000", 0o400),
@@ -86,6 +86,8 @@ def test_no_port_listens_on_every_address(host):
         (ROOT + "/data/n8n", "1000", 0o700),
         (ROOT + "/data/coolify", "9999", 0o755),
         (ROOT + "/data/coolify/ssh/keys", "9999", 0o700),
+        (ROOT + "/data/coolify/applications", "9999", 0o700),
+        (ROOT + "/data/coolify/images", "9999", 0o700),
         (ROOT + "/data/coolify-db", "70", 0o700),
         (ROOT + "/data/coolify-redis", "999", 0o750),
     ],
@@ -112,13 +114,15 @@ def test_token_is_not_in_docker_inspect_argv_or_environment(host):
 def test_file_secrets_are_not_in_docker_inspect(host):
     secrets = persisted_secrets(host)
     inspect_all = host.check_output("docker inspect $(docker ps -aq)")
-    assert secrets["n8n_encryption_key"] not in inspect_all
-    assert secrets["open_webui_secret_key"] not in inspect_all
+    # Coolify reads its .env as a mounted file, so its keys and passwords are in no container's inspect.
+    for name in ("n8n_encryption_key", "open_webui_secret_key", "coolify_db_password", "coolify_redis_password",
+                 "coolify_app_key", "coolify_app_id"):
+        assert secrets[name] not in inspect_all, name
     assert "N8N_ENCRYPTION_KEY_FILE=/run/secrets/n8n_encryption_key" in inspect_all
-    # Coolify itself still needs DB_PASSWORD in its environment; the database container does not.
-    inspect_db = host.check_output("docker inspect %s" % containers(host)["coolify-db"]["ID"])
-    assert secrets["coolify_db_password"] not in inspect_db
-    assert "POSTGRES_PASSWORD_FILE=/run/secrets/coolify_db_password" in inspect_db
+    assert "WEBUI_SECRET_KEY_FILE=/run/secrets/open_webui_secret_key" in inspect_all
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/coolify_db_password" in inspect_all
+    # The known limit: soketi reads its app credentials from its environment only.
+    assert secrets["coolify_pusher_app_secret"] in host.check_output("docker inspect coolify-realtime")
 
 
 def test_services_use_the_secrets_from_their_files(host):
@@ -126,7 +130,7 @@ def test_services_use_the_secrets_from_their_files(host):
     # n8n stores the key it started with in its settings file (data/n8n/config).
     settings = json.loads(host.file(ROOT + "/data/n8n/config").content_string)
     assert settings["encryptionKey"] == secrets["n8n_encryption_key"]
-    webui_key = host.check_output("docker compose -p %s exec -T open-webui cat /app/backend/.webui_secret_key" % PROJECT)
+    webui_key = host.check_output("docker compose -p %s exec -T open-webui cat /run/secrets/open_webui_secret_key" % PROJECT)
     assert webui_key == secrets["open_webui_secret_key"]
     # Coolify logs in to PostgreSQL with coolify_db_password, which initdb took from the file.
     assert containers(host)["coolify"]["Health"] == "healthy"
@@ -146,21 +150,65 @@ def http_json(host, url):
         "python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' %s" % url))
 
 
-def test_n8n_owner_was_provisioned(host):
+def http_post_json(host, url, body):
+    """POST JSON from inside the target; return (status, parsed body)."""
+    script = ("import json, sys, urllib.request, urllib.error\n"
+              "request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), headers={'Content-Type': 'application/json'})\n"
+              "try:\n    response = urllib.request.urlopen(request)\nexcept urllib.error.HTTPError as error:\n    response = error\n"
+              "print(json.dumps([response.status, json.loads(response.read().decode() or 'null')]))\n")
+    host.check_output("cat > /root/post_json.py <<'EOF'\n%sEOF" % script)
+    return tuple(json.loads(host.check_output("python3 /root/post_json.py %s '%s'" % (url, json.dumps(body)))))
+
+
+def test_n8n_owner_was_provisioned_and_can_log_in(host):
     settings = http_json(host, "http://127.0.0.1:5678/rest/settings")
     assert settings["data"]["userManagement"]["showSetupOnFirstLoad"] is False
+    status, _body = http_post_json(host, "http://127.0.0.1:5678/rest/login",
+                                   {"emailOrLdapLoginId": "owner@homelab.test", "password": "Molecule-Owner-Pass-1"})
+    assert status == 200
+    status, _body = http_post_json(host, "http://127.0.0.1:5678/rest/login",
+                                   {"emailOrLdapLoginId": "owner@homelab.test", "password": "Wrong-Password-1"})
+    assert status == 401
 
 
 def test_n8n_urls_name_the_public_hostname_not_localhost(host):
-    env = http_json(host, "http://127.0.0.1:5678/rest/standin/env")
-    assert env["WEBHOOK_URL"] == "https://n8n.homelab.test/"
-    assert (env["N8N_HOST"], env["N8N_PROTOCOL"]) == ("n8n.homelab.test", "https")
+    # What n8n itself says its webhook base is (from N8N_WEBHOOK_URL).
+    settings = http_json(host, "http://127.0.0.1:5678/rest/settings")
+    assert settings["data"]["urlBaseWebhook"] == "https://n8n.homelab.test/"
+    env = host.check_output("docker exec homelab-n8n-1 printenv N8N_HOST N8N_PROTOCOL N8N_PROXY_HOPS").split()
+    assert env == ["n8n.homelab.test", "https", "1"]
 
 
-def test_coolify_key_is_authorized_once(host):
+def test_coolify_is_wired_as_upstream_wires_it(host):
+    """Container names, network, mounts and .env as coollabsio/coolify's docker-compose.prod.yml at v4.3.10."""
+    names = host.check_output("docker ps --format '{{.Names}}'").split()
+    assert {"coolify", "coolify-db", "coolify-redis", "coolify-realtime"} <= set(names)
+    inspect = json.loads(host.check_output("docker inspect coolify coolify-realtime coolify-db coolify-redis"))
+    by_name = {entry["Name"].lstrip("/"): entry for entry in inspect}
+    for name, entry in by_name.items():
+        assert "coolify" in entry["NetworkSettings"]["Networks"], name
+    mounts = {mount["Destination"]: mount for mount in by_name["coolify"]["Mounts"]}
+    assert mounts["/var/www/html/.env"]["Source"] == ROOT + "/data/coolify/source/.env"
+    assert mounts["/var/www/html/.env"]["RW"] is False
+    for directory in ("ssh", "applications", "databases", "services", "backups", "images"):
+        assert mounts["/var/www/html/storage/app/" + directory]["Source"] == ROOT + "/data/coolify/" + directory
+    realtime = {mount["Destination"]: mount["Source"] for mount in by_name["coolify-realtime"]["Mounts"]}
+    assert realtime["/var/www/html/storage/app/ssh"] == ROOT + "/data/coolify/ssh"
+    dotenv = host.file(ROOT + "/data/coolify/source/.env").content_string.splitlines()
+    assert "AUTOUPDATE=false" in dotenv
+    assert "PUSHER_BACKEND_HOST=coolify-realtime" in dotenv
+    assert not [line for line in dotenv if line.startswith(("PUSHER_HOST=", "PUSHER_PORT="))]
+    # The web terminal's port answers, as the realtime image's health check expects.
+    assert host.run("python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:6002/ready\")'").rc == 0
+
+
+def test_coolify_key_is_authorized_once_and_visible_to_coolify(host):
     public_key = host.file(ROOT + "/data/coolify/ssh/keys/id.root@host.docker.internal.pub").content_string.split()[1]
     assert host.file("/root/.ssh/authorized_keys").content_string.count(public_key) == 1
     assert host.file("/data/coolify").linked_to == ROOT + "/data/coolify"
+    # Where Coolify's seeder looks for the key of localhost.
+    keys = host.check_output("docker exec coolify ls /var/www/html/storage/app/ssh/keys").split()
+    assert "id.root@host.docker.internal" in keys
 
 
 def test_last_converge_changed_only_the_drift(host):
@@ -189,7 +237,7 @@ def test_changed_inventory_secret_recreates_only_the_affected_service(host):
 
 @first_verify_only
 def test_teardown_and_redeploy_keep_a_database_row(host):
-    psql = "docker exec homelab-coolify-db-1 psql -U coolify -d coolify -tAc "
+    psql = "docker exec coolify-db psql -U coolify -d coolify -tAc "
     host.check_output(psql + "\"CREATE TABLE IF NOT EXISTS survives (note text); INSERT INTO survives VALUES ('kept')\"")
     rc, output = run_site("-e", "homelab_stack_state=absent")
     assert rc == 0, output
@@ -225,7 +273,7 @@ def compose_services(host):
 def test_one_service_override_recreates_only_that_service(host):
     before = {service: entry["ID"] for service, entry in containers(host).items()}
     rendered_before = compose_services(host)
-    override = {"main_stack_images": {"ollama": {"tag": "0.5.12-override"}}, "main_stack_ports": {"ollama": 11435}}
+    override = {"main_stack_images": {"ollama": {"tag": "0.32.15-override"}}, "main_stack_ports": {"ollama": 11435}}
     try:
         rc, output = run_site("-e", json.dumps(override))
         assert rc == 0, output
@@ -233,8 +281,8 @@ def test_one_service_override_recreates_only_that_service(host):
         rendered = compose_services(host)
         assert [name for name in rendered if rendered[name] != rendered_before[name]] == ["ollama"]
         after = containers(host)
-        assert after["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.5.12-override"
-        assert after["open-webui"]["Image"] == "127.0.0.1:5000/open-webui/open-webui:v0.5.20"
+        assert after["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.32.15-override"
+        assert after["open-webui"]["Image"] == "127.0.0.1:5000/open-webui/open-webui:v0.12.4"
         listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
         assert "127.0.0.1:11435" in listeners and "127.0.0.1:11434" not in listeners
         # Recreated: ollama, and open-webui, which compose recreates with the dependency it waits for.
@@ -244,7 +292,7 @@ def test_one_service_override_recreates_only_that_service(host):
         rc, output = run_site()
         assert rc == 0, output
     restored = containers(host)
-    assert restored["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.5.12"
+    assert restored["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.32.15"
     assert compose_services(host) == rendered_before
 
 

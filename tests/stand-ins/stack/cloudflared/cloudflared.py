@@ -1,4 +1,15 @@
-"""STAND-IN for tests: imitates the `cloudflared` binary of cloudflare/cloudflared:2025.2.1.
+"""STAND-IN for tests: imitates the `cloudflared` binary of cloudflare/cloudflared:2026.8.2.
+
+Upstream behaviour it copies, read at tag 2026.8.2 (cmd/cloudflared/tunnel/subcommands.go):
+  - `--token-file` (TunnelTokenFileFlag, line 44) with env TUNNEL_TOKEN_FILE (lines 133-137),
+    first released in 2025.4.0 (commit "Adds a new command line for tunnel run for token
+    file", 2025-04-01). This stand-in knows the flag only when VERSION is 2025.4.0 or newer,
+    as upstream: an older one fails with "flag provided but not defined".
+  - --token / TUNNEL_TOKEN wins over the token file (line 130, 767-777); the file's content is
+    trimmed (strings.TrimSpace, line 776).
+  - `tunnel ready` (buildReadyCommand, lines 469-504, since 2024.11.1) needs the tunnel-level
+    --metrics (or TUNNEL_METRICS) and exits non-zero unless /ready answers 200.
+  - The image runs as 65532 with ENTRYPOINT ["cloudflared", "--no-autoupdate"] (Dockerfile).
 
 Not cloudflared: the Cloudflare edge is unreachable here, so `tunnel run`
 validates the token and then PRETENDS that one edge connection is up. Runs as
@@ -28,7 +39,9 @@ import uuid
 
 from standin_http import exit_on_signals, fail, http_call, log, serve, split_hostport
 
-VERSION = "2025.2.1"
+VERSION = "2026.8.2"
+# The first release with --token-file / TUNNEL_TOKEN_FILE (subcommands.go, 2025.4.0).
+TOKEN_FILE_SINCE = (2025, 4, 0)
 SERVICE = "cloudflared"
 BOOL_FLAGS = {"no-autoupdate", "no-tls-verify", "post-quantum", "no-chunked-encoding", "hello-world",
               "management-diagnostics", "help", "version"}
@@ -41,9 +54,15 @@ FLAG_ENV = {"token": "TUNNEL_TOKEN", "token-file": "TUNNEL_TOKEN_FILE", "metrics
 INVALID_TOKEN = "Provided Tunnel token is not valid."
 
 
+def has_token_file():
+    return tuple(int(part) for part in VERSION.split(".")) >= TOKEN_FILE_SINCE
+
+
 def parse(argv):
     """Split argv into (words, flags); flags may stand anywhere, as with upstream's CLI."""
     words, flags, args = [], {}, list(argv)
+    value_flags = VALUE_FLAGS if has_token_file() else VALUE_FLAGS - {"token-file"}
+    flag_env = FLAG_ENV if has_token_file() else {k: v for k, v in FLAG_ENV.items() if k != "token-file"}
     while args:
         arg = args.pop(0)
         if not arg.startswith("-") or arg == "-":
@@ -54,11 +73,11 @@ def parse(argv):
             name = "version"
         if name in BOOL_FLAGS:
             flags[name] = value or "true"
-        elif name in VALUE_FLAGS and (sep or args):
+        elif name in value_flags and (sep or args):
             flags[name] = value if sep else args.pop(0)
         else:
             fail(SERVICE, f"Incorrect Usage: flag provided but not defined: -{name}")
-    for name, env_name in FLAG_ENV.items():
+    for name, env_name in flag_env.items():
         if name not in flags and os.environ.get(env_name):
             flags[name] = os.environ[env_name]
     return words, flags
@@ -82,7 +101,7 @@ def read_token(flags):
     if flags.get("token-file"):
         try:
             with open(flags["token-file"], encoding="utf-8") as handle:
-                return handle.read()
+                return handle.read().strip()
         except OSError as error:
             fail(SERVICE, f"Failed to read token file {flags['token-file']}: {error.strerror}")
     fail(SERVICE, '"cloudflared tunnel run" requires the ID or name of the tunnel to run as the last '

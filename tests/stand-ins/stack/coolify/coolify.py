@@ -1,4 +1,4 @@
-"""STAND-IN for tests: imitates the Coolify v4 app container of coollabsio/coolify:4.0.0-beta.400.
+"""STAND-IN for tests: imitates the Coolify v4 app container of coollabsio/coolify:4.3.10.
 
 Not Coolify: no PHP, no dashboard, no deployments, no SSH into the host. What
 it checks on start is what breaks the real app:
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from standin_http import exit_on_signals, fail, log, require_env, serve
 
-VERSION = "4.0.0-beta.400"
+VERSION = "4.3.10"
 SERVICE = "coolify"
 DOTENV = Path("/var/www/html/.env")
 

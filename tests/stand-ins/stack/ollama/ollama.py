@@ -1,4 +1,4 @@
-"""STAND-IN for tests: imitates the `ollama` binary of ollama/ollama:0.5.12.
+"""STAND-IN for tests: imitates the `ollama` binary of ollama/ollama:0.32.15.
 
 Not Ollama: no model is ever downloaded or run. `ollama serve` answers the
 HTTP API that the homelab role and its health checks touch, on $OLLAMA_HOST
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from standin_http import BadRequest, http_call, log, serve, split_hostport
 
-VERSION = "0.5.12"
+VERSION = "0.32.15"
 SERVICE = "ollama"
 DEFAULT_REGISTRY = "registry.ollama.ai"
 FAKE_LAYER_SIZE = 4_000_000

@@ -1,12 +1,15 @@
-"""STAND-IN for tests: imitates the Open WebUI server of ghcr.io/open-webui/open-webui:v0.5.20.
+"""STAND-IN for tests: imitates the Open WebUI server of ghcr.io/open-webui/open-webui:v0.12.4.
 
 Not Open WebUI: no chat, no users, no embedding models. Started by
 /app/backend/start.sh from /app/backend, like the real image, on $HOST:$PORT
 (0.0.0.0:8080). What it does like the real one:
   - when WEBUI_SECRET_KEY and WEBUI_JWT_SECRET_KEY are both empty, it reads the
-    key from ./.webui_secret_key (i.e. /app/backend/.webui_secret_key, NOT the
-    data directory: upstream start.sh uses a path relative to /app/backend),
-    generating it first when missing;
+    key from the file WEBUI_SECRET_KEY_FILE names (start.sh, since 0.6.14: CHANGELOG
+    "Support for Secret Key File"; backend/start_windows.bat shows the semantics),
+    by default ./.webui_secret_key (i.e. /app/backend/.webui_secret_key, NOT the
+    data directory), generating it first when missing. The backend itself
+    (backend/open_webui/env.py at v0.12.4, lines 768-796) refuses to start without a key
+    when authentication is on, so the stand-in does too;
   - writes into $DATA_DIR (/app/backend/data) on start (webui.db-standin), so a
     data bind mount that is not writable makes it exit 1;
   - resolves OLLAMA_BASE_URLS (';'-separated) or OLLAMA_BASE_URL, where the
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from standin_http import exit_on_signals, fail, http_call, log, serve
 
-VERSION = "0.5.20"
+VERSION = "0.12.4"
 SERVICE = "open-webui"
 KEY_FILE = Path(".webui_secret_key")
 
@@ -33,12 +36,15 @@ KEY_FILE = Path(".webui_secret_key")
 def load_secret_key():
     if os.environ.get("WEBUI_SECRET_KEY") or os.environ.get("WEBUI_JWT_SECRET_KEY"):
         return
+    key_file = Path(os.environ.get("WEBUI_SECRET_KEY_FILE") or KEY_FILE)
     log(SERVICE, "Loading WEBUI_SECRET_KEY from file, not provided as an environment variable.")
-    if not KEY_FILE.exists():
+    if not key_file.exists():
         log(SERVICE, "Generating WEBUI_SECRET_KEY")
-        KEY_FILE.write_text(base64.b64encode(os.urandom(12)).decode() + "\n")
-    log(SERVICE, f"Loading WEBUI_SECRET_KEY from {KEY_FILE.resolve()}")
-    os.environ["WEBUI_SECRET_KEY"] = KEY_FILE.read_text().strip()
+        key_file.write_text(base64.b64encode(os.urandom(12)).decode() + "\n")
+    log(SERVICE, f"Loading WEBUI_SECRET_KEY from {key_file.resolve()}")
+    os.environ["WEBUI_SECRET_KEY"] = key_file.read_text().strip()
+    if not os.environ["WEBUI_SECRET_KEY"]:
+        fail(SERVICE, "WEBUI_SECRET_KEY is not set. It is a hard requirement when authentication is enabled.")
 
 
 def ollama_urls():

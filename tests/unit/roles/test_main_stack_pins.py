@@ -1,0 +1,37 @@
+"""The guard for next time: every pin of the main stack's catalogue has the features the role uses.
+
+Reads roles/main_stack/defaults/main.yml as it ships. A pin below the `min_version` its entry
+records (cloudflared's --token-file since 2025.4.0, n8n's N8N_ENCRYPTION_KEY_FILE since 1.116,
+Open-WebUI's WEBUI_SECRET_KEY_FILE since 0.6.14) fails here, in `make unit`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+
+DEFAULTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "main_stack", "defaults", "main.yml")
+with open(DEFAULTS, encoding="utf-8") as handle:
+    CATALOGUE = yaml.safe_load(handle)["main_stack_catalogue"]
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_each_pin_is_a_release_at_or_above_the_minimum_its_features_need(name):
+    entry = CATALOGUE[name]
+    assert _catalogue.TAG.match(entry["image"]["tag"]) and entry["image"]["tag"] != "latest"
+    assert _catalogue.version_problem("main_stack_catalogue", name, entry) is None
+
+
+@pytest.mark.parametrize("name, feature", [("cloudflared", "--token-file"), ("n8n", "N8N_ENCRYPTION_KEY_FILE"),
+                                           ("open-webui", "WEBUI_SECRET_KEY_FILE")])
+def test_the_features_the_role_relies_on_have_their_minimum_recorded(name, feature):
+    assert feature in CATALOGUE[name]["min_version"]["feature"]
+
+
+def test_the_guard_catches_the_pin_that_broke_the_tunnel():
+    entry = dict(CATALOGUE["cloudflared"], image=dict(CATALOGUE["cloudflared"]["image"], tag="2025.2.1"))
+    assert "older than 2025.4.0" in _catalogue.version_problem("main_stack_catalogue", "cloudflared", entry)

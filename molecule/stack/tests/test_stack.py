@@ -171,9 +171,24 @@ def test_n8n_owner_was_provisioned_and_can_log_in(host):
     assert status == 401
 
 
+def n8n_settings_signed_in(host, email, password):
+    """/rest/settings as the signed-in owner sees it: n8n 2.x gives strangers only a public subset."""
+    # Behind the tunnel the cookie is Secure, which urllib's cookie jar keeps from plain HTTP: pass it by hand.
+    script = ("import json, sys, urllib.request\n"
+              "login = json.dumps({'emailOrLdapLoginId': sys.argv[1], 'password': sys.argv[2]}).encode()\n"
+              "response = urllib.request.urlopen(urllib.request.Request(\n"
+              "    'http://127.0.0.1:5678/rest/login', data=login, headers={'Content-Type': 'application/json'}))\n"
+              "cookie = '; '.join(value.split(';')[0] for value in response.headers.get_all('Set-Cookie'))\n"
+              "request = urllib.request.Request('http://127.0.0.1:5678/rest/settings', headers={'Cookie': cookie})\n"
+              "print(urllib.request.urlopen(request).read().decode())\n")
+    host.check_output("cat > /root/n8n_settings.py <<'EOF'\n%sEOF" % script)
+    return json.loads(host.check_output("python3 /root/n8n_settings.py '%s' '%s'" % (email, password)))
+
+
 def test_n8n_urls_name_the_public_hostname_not_localhost(host):
-    # What n8n itself says its webhook base is (from N8N_WEBHOOK_URL).
-    settings = http_json(host, "http://127.0.0.1:5678/rest/settings")
+    # What the real n8n itself says its webhook base is (from N8N_WEBHOOK_URL).
+    assert "urlBaseWebhook" not in http_json(host, "http://127.0.0.1:5678/rest/settings")["data"]
+    settings = n8n_settings_signed_in(host, "owner@homelab.test", "Molecule-Owner-Pass-1")
     assert settings["data"]["urlBaseWebhook"] == "https://n8n.homelab.test/"
     env = host.check_output("docker exec homelab-n8n-1 printenv N8N_HOST N8N_PROTOCOL N8N_PROXY_HOPS").split()
     assert env == ["n8n.homelab.test", "https", "1"]
@@ -391,3 +406,52 @@ def test_without_a_token_cloudflared_goes_and_the_run_warns(host):
     rc, output = run_site()
     assert rc == 0, output
     assert containers(host)["cloudflared"]["Health"] == "healthy"
+
+
+@first_verify_only
+def test_another_installs_coolify_container_is_refused_before_anything_changes(host):
+    image = host.check_output("docker inspect -f '{{.Config.Image}}' coolify-realtime")
+    host.check_output("docker rm -f coolify-realtime")
+    # What Coolify's own install script leaves: a container by that name, outside this compose project.
+    host.check_output("docker create --name coolify-realtime %s" % image)
+    try:
+        _refused(host, {}, "Container coolify-realtime already exists outside compose project homelab",
+                 "stop and remove it (its data under /data/coolify stays), then re-run.")
+    finally:
+        host.check_output("docker rm -f coolify-realtime")
+
+
+@first_verify_only
+def test_the_earlier_coolify_layout_is_migrated_without_losing_its_storage(host):
+    """Before issue 8 the app container mounted only /data/coolify; its storage/app lived in the container."""
+    image = host.check_output("docker inspect -f '{{.Config.Image}}' coolify")
+    host.check_output("docker rm -f coolify")
+    host.check_output(
+        "docker create --name homelab-coolify-1 --network coolify -v %s/data/coolify:/data/coolify"
+        " --label com.docker.compose.project=homelab --label com.docker.compose.service=coolify"
+        " --label com.docker.compose.container-number=1 --label com.docker.compose.oneoff=False"
+        " --label com.docker.compose.config-hash=earlier-layout %s" % (ROOT, image))
+    host.check_output("mkdir -p /root/storage/applications/app-1 /root/storage/backups/daily"
+                      " && echo in-the-container > /root/storage/applications/app-1/docker-compose.yaml"
+                      " && echo in-the-container > /root/storage/applications/app-1/.env"
+                      " && echo dump > /root/storage/backups/daily/coolify.dmp"
+                      " && docker cp /root/storage/applications homelab-coolify-1:/var/www/html/storage/app/"
+                      " && docker cp /root/storage/backups homelab-coolify-1:/var/www/html/storage/app/")
+    # A file the host side already has (deployments write there over SSH) is not replaced.
+    host.check_output("mkdir -p %s/data/coolify/applications/app-1 && echo on-the-host > %s/data/coolify/applications/app-1/.env"
+                      % (ROOT, ROOT))
+    rc, output = run_site()
+    assert rc == 0, output
+    assert "Container homelab-coolify-1 has the earlier layout" in flat(output)
+    applications = ROOT + "/data/coolify/applications/app-1/"
+    assert host.file(applications + "docker-compose.yaml").content_string == "in-the-container\n"
+    assert host.file(applications + ".env").content_string == "on-the-host\n"
+    assert host.file(ROOT + "/data/coolify/backups/daily/coolify.dmp").content_string == "dump\n"
+    names = host.check_output("docker ps -a --format '{{.Names}}'").split()
+    assert "homelab-coolify-1" not in names and "coolify" in names
+    assert containers(host)["coolify"]["Health"] == "healthy"
+    # Moved once: the next run finds the upstream layout and changes nothing.
+    rc, output = run_site()
+    assert rc == 0, output
+    assert recap_changed(output, host.backend.host) == 0
+    host.check_output("rm -rf %s %s/data/coolify/backups/daily /root/storage" % (applications, ROOT))

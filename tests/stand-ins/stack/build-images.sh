@@ -46,12 +46,12 @@ install_standin="sh /homelab-build/install-standin.sh"
 images=(
     "postgres library/postgres:16-alpine $python_image"
     "redis library/redis:7-alpine $python_image"
-    "ollama ollama/ollama:0.5.12 $python_image"
-    "open-webui open-webui/open-webui:v0.5.20 $standin_image"
+    "ollama ollama/ollama:0.32.15 $python_image"
+    "open-webui open-webui/open-webui:v0.12.4 $standin_image"
     "n8n n8nio/n8n:$n8n_version $python_image"
-    "coolify coollabsio/coolify:4.0.0-beta.400 $standin_image"
-    "coolify-realtime coollabsio/coolify-realtime:1.0.6 $standin_image"
-    "cloudflared cloudflare/cloudflared:2025.2.1 $python_image"
+    "coolify coollabsio/coolify:4.3.10 $standin_image"
+    "coolify-realtime coollabsio/coolify-realtime:1.0.17 $standin_image"
+    "cloudflared cloudflare/cloudflared:2026.8.2 $python_image"
 )
 
 # recipe NAME: sets `setup` (commands run as root in the build container, after

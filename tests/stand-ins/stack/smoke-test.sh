@@ -91,8 +91,8 @@ docker network create "$net" >/dev/null
 n8n_tag=$(sed -n 's|^n8n\.tar n8nio/n8n:||p' "$out/images.txt")
 
 echo "# image labels"
-for name in postgres:16-alpine redis:7-alpine ollama:0.5.12 open-webui:v0.5.20 "n8n:$n8n_tag" \
-    coolify:4.0.0-beta.400 coolify-realtime:1.0.6 cloudflared:2025.2.1; do
+for name in postgres:16-alpine redis:7-alpine ollama:0.32.15 open-webui:v0.12.4 "n8n:$n8n_tag" \
+    coolify:4.3.10 coolify-realtime:1.0.17 cloudflared:2026.8.2; do
     expect "label of $name" "$(docker image inspect -f '{{index .Config.Labels "org.homelab.test-image"}}' \
         "$(image "$name")")" '^(STAND-IN for tests|real (PostgreSQL|Redis|n8n))'
 done
@@ -133,44 +133,44 @@ expect "redis: a wrong password is refused" \
 echo "# coolify stand-in (logs in to the real postgres and redis)"
 app_key="base64:$(head -c 32 /dev/urandom | base64)"
 coolify_env=(-e "APP_KEY=$app_key" -e DB_PASSWORD=db-secret -e REDIS_PASSWORD=redis-secret)
-run coolify "${coolify_env[@]}" -p 127.0.0.1::8080 "$(image coolify:4.0.0-beta.400)"
+run coolify "${coolify_env[@]}" -p 127.0.0.1::8080 "$(image coolify:4.3.10)"
 check "coolify: GET /api/health answers OK" wait_until 60 sh -c \
     "curl -fsS http://127.0.0.1:$(port coolify 8080)/api/health | grep -qx OK"
 check "coolify: curl inside the container" docker exec "$prefix-coolify" curl -fsS http://127.0.0.1:8080/api/health
 expect "coolify: logged in to postgres and redis" "$(logs coolify)" 'redis redis:6379: connected and authenticated'
-run coolify-badpw -e "APP_KEY=$app_key" -e DB_PASSWORD=wrong -e REDIS_PASSWORD=redis-secret "$(image coolify:4.0.0-beta.400)"
+run coolify-badpw -e "APP_KEY=$app_key" -e DB_PASSWORD=wrong -e REDIS_PASSWORD=redis-secret "$(image coolify:4.3.10)"
 expect "coolify: a wrong DB_PASSWORD exits 1" "$(exit_code coolify-badpw) $(logs coolify-badpw)" \
     '^1 .*password authentication failed'
-run coolify-nokey -e DB_PASSWORD=x -e REDIS_PASSWORD=y "$(image coolify:4.0.0-beta.400)"
+run coolify-nokey -e DB_PASSWORD=x -e REDIS_PASSWORD=y "$(image coolify:4.3.10)"
 expect "coolify: no APP_KEY exits 1" "$(exit_code coolify-nokey) $(logs coolify-nokey)" '^1 .*APP_KEY'
-run coolify-shortkey -e APP_KEY=base64:c2hvcnQ= -e DB_PASSWORD=x -e REDIS_PASSWORD=y "$(image coolify:4.0.0-beta.400)"
+run coolify-shortkey -e APP_KEY=base64:c2hvcnQ= -e DB_PASSWORD=x -e REDIS_PASSWORD=y "$(image coolify:4.3.10)"
 expect "coolify: a short APP_KEY exits 1" "$(exit_code coolify-shortkey) $(logs coolify-shortkey)" '^1 .*32 random bytes'
-run coolify-nodb "${coolify_env[@]}" -e DB_HOST=nowhere -e STANDIN_WAIT_SECONDS=3 "$(image coolify:4.0.0-beta.400)"
+run coolify-nodb "${coolify_env[@]}" -e DB_HOST=nowhere -e STANDIN_WAIT_SECONDS=3 "$(image coolify:4.3.10)"
 expect "coolify: an unreachable database exits 1 after the wait" "$(exit_code coolify-nodb) $(logs coolify-nodb)" \
     '^1 .*not reachable, giving up'
 
 echo "# coolify-realtime stand-in"
 run realtime -e SOKETI_DEFAULT_APP_ID=app -e SOKETI_DEFAULT_APP_KEY=key -e SOKETI_DEFAULT_APP_SECRET=secret \
-    -p 127.0.0.1::6001 "$(image coolify-realtime:1.0.6)"
+    -p 127.0.0.1::6001 "$(image coolify-realtime:1.0.17)"
 check "realtime: GET :6001/ready" wait_until 30 sh -c "curl -fsS http://127.0.0.1:$(port realtime 6001)/ready | grep -qx OK"
 check "realtime: wget :6001/ready and :6002/ready inside" docker exec "$prefix-realtime" sh -c \
     'wget -qO- http://127.0.0.1:6001/ready && wget -qO- http://127.0.0.1:6002/ready'
-run realtime-noenv "$(image coolify-realtime:1.0.6)"
+run realtime-noenv "$(image coolify-realtime:1.0.17)"
 expect "realtime: missing SOKETI_* exits 1" "$(exit_code realtime-noenv) $(logs realtime-noenv)" '^1 .*SOKETI_DEFAULT_APP_ID'
 
 echo "# ollama stand-in"
 mkdir "$work/ollama"
-run ollama -v "$work/ollama:/root/.ollama" -p 127.0.0.1::11434 "$(image ollama:0.5.12)"
+run ollama -v "$work/ollama:/root/.ollama" -p 127.0.0.1::11434 "$(image ollama:0.32.15)"
 check "ollama: docker exec ollama list" wait_until 30 docker exec "$prefix-ollama" ollama list
 o=$(port ollama 11434)
 expect "ollama: GET /" "$(curl -fsS "http://127.0.0.1:$o/")" '^Ollama is running$'
-expect "ollama: GET /api/version" "$(curl -fsS "http://127.0.0.1:$o/api/version")" '"version": "0.5.12"'
+expect "ollama: GET /api/version" "$(curl -fsS "http://127.0.0.1:$o/api/version")" '"version": "0.32.15"'
 expect "ollama: POST /api/pull streams JSON lines" \
     "$(curl -fsS "http://127.0.0.1:$o/api/pull" -d '{"model": "llama3.2:1b"}' | tail -1)" '"status": "success"'
-expect "ollama: ollama --version" "$(docker exec "$prefix-ollama" ollama --version)" 'ollama version is 0.5.12'
+expect "ollama: ollama --version" "$(docker exec "$prefix-ollama" ollama --version)" 'ollama version is 0.32.15'
 check "ollama: no curl in the image (as upstream)" docker exec "$prefix-ollama" sh -c '! command -v curl'
 docker rm -f "$prefix-ollama" >/dev/null
-run ollama -v "$work/ollama:/root/.ollama" "$(image ollama:0.5.12)"
+run ollama -v "$work/ollama:/root/.ollama" "$(image ollama:0.32.15)"
 check "ollama: pulled model listed after re-create" wait_until 30 sh -c \
     "docker exec $prefix-ollama ollama list | grep -q '^llama3.2:1b '"
 expect "ollama: DELETE /api/delete" "$(docker exec "$prefix-ollama" ollama rm llama3.2:1b)" "deleted 'llama3.2:1b'"
@@ -178,7 +178,7 @@ expect "ollama: DELETE /api/delete" "$(docker exec "$prefix-ollama" ollama rm ll
 echo "# open-webui stand-in"
 mkdir "$work/webui"
 run open-webui -e OLLAMA_BASE_URL=http://ollama:11434 -v "$work/webui:/app/backend/data" -p 127.0.0.1::8080 \
-    "$(image open-webui:v0.5.20)"
+    "$(image open-webui:v0.12.4)"
 check "open-webui: GET /health" wait_until 30 sh -c \
     "curl -fsS http://127.0.0.1:$(port open-webui 8080)/health | grep -qx '{\"status\": true}'"
 w=$(port open-webui 8080)
@@ -189,7 +189,7 @@ expect "open-webui: reaches ollama on the network" "$(curl -fsS "http://127.0.0.
 check "open-webui: wrote into its data bind mount" test -s "$work/webui/webui.db-standin"
 check "open-webui: generated /app/backend/.webui_secret_key" docker exec "$prefix-open-webui" test -s /app/backend/.webui_secret_key
 mkdir -m 0555 "$work/webui-ro"
-run webui-ro --user 1000 -v "$work/webui-ro:/app/backend/data" -e WEBUI_SECRET_KEY=x "$(image open-webui:v0.5.20)"
+run webui-ro --user 1000 -v "$work/webui-ro:/app/backend/data" -e WEBUI_SECRET_KEY=x "$(image open-webui:v0.12.4)"
 expect "open-webui: an unwritable data dir exits 1" "$(exit_code webui-ro) $(logs webui-ro)" '^1 .*Permission denied'
 
 echo "# n8n (real)"
@@ -239,7 +239,7 @@ mkdir "$work/cf"
 printf '%s\n' "$token" >"$work/cf/token"
 chown 65532:65532 "$work/cf/token"
 chmod 0400 "$work/cf/token"
-run cloudflared -v "$work/cf/token:/etc/cloudflared/token:ro" -p 127.0.0.1::20241 "$(image cloudflared:2025.2.1)" \
+run cloudflared -v "$work/cf/token:/etc/cloudflared/token:ro" -p 127.0.0.1::20241 "$(image cloudflared:2026.8.2)" \
     tunnel --no-autoupdate --metrics 0.0.0.0:20241 run --token-file /etc/cloudflared/token
 check "cloudflared: tunnel --metrics 127.0.0.1:20241 ready" wait_until 30 \
     docker exec "$prefix-cloudflared" cloudflared tunnel --metrics 127.0.0.1:20241 ready
@@ -250,15 +250,15 @@ refute "cloudflared: token not in docker inspect" "$(docker inspect "$prefix-clo
 check "cloudflared: ready fails against a dead address" \
     docker exec "$prefix-cloudflared" sh -c '! cloudflared tunnel --metrics 127.0.0.1:20999 ready'
 check "cloudflared: stops cleanly on SIGTERM" stops_cleanly cloudflared
-run cf-env -e "TUNNEL_TOKEN=$token" "$(image cloudflared:2025.2.1)" tunnel --metrics 127.0.0.1:20241 run
+run cf-env -e "TUNNEL_TOKEN=$token" "$(image cloudflared:2026.8.2)" tunnel --metrics 127.0.0.1:20241 run
 check "cloudflared: token from TUNNEL_TOKEN" wait_until 30 \
     docker exec "$prefix-cf-env" cloudflared tunnel --metrics 127.0.0.1:20241 ready
-run cf-bad -e TUNNEL_TOKEN=not-a-token-4711 "$(image cloudflared:2025.2.1)" tunnel run
+run cf-bad -e TUNNEL_TOKEN=not-a-token-4711 "$(image cloudflared:2026.8.2)" tunnel run
 expect "cloudflared: a malformed token exits 1" "$(exit_code cf-bad) $(logs cf-bad)" '^1 .*Provided Tunnel token is not valid'
 refute "cloudflared: the malformed token is not printed" "$(logs cf-bad)" "not-a-token-4711"
 cp "$work/cf/token" "$work/cf/root-token"
 chown 0:0 "$work/cf/root-token"
-run cf-rootfile -v "$work/cf/root-token:/etc/cloudflared/token:ro" "$(image cloudflared:2025.2.1)" \
+run cf-rootfile -v "$work/cf/root-token:/etc/cloudflared/token:ro" "$(image cloudflared:2026.8.2)" \
     tunnel run --token-file /etc/cloudflared/token
 expect "cloudflared: a root-only token file exits 1" "$(exit_code cf-rootfile) $(logs cf-rootfile)" \
     '^1 .*Failed to read token file.*Permission denied'

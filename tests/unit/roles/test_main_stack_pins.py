@@ -8,6 +8,7 @@ Open-WebUI's WEBUI_SECRET_KEY_FILE since 0.6.14) fails here, in `make unit`.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import yaml
@@ -35,3 +36,18 @@ def test_the_features_the_role_relies_on_have_their_minimum_recorded(name, featu
 def test_the_guard_catches_the_pin_that_broke_the_tunnel():
     entry = dict(CATALOGUE["cloudflared"], image=dict(CATALOGUE["cloudflared"]["image"], tag="2025.2.1"))
     assert "older than 2025.4.0" in _catalogue.version_problem("main_stack_catalogue", "cloudflared", entry)
+
+
+BUILD_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "stand-ins", "stack", "build-images.sh")
+
+
+def test_the_stack_test_images_are_published_under_the_catalogues_pins():
+    """A test image under an old tag would let the stack test pass against a pin nobody ships."""
+    with open(BUILD_SCRIPT, encoding="utf-8") as handle:
+        script = handle.read()
+    n8n_version = re.search(r"^n8n_version=(\S+)$", script, re.M).group(1)
+    published = {}
+    for repository, tag in re.findall(r'^\s+"[\w-]+ ([\w./-]+):(\S+) \$\w+"$', script, re.M):
+        published[repository] = n8n_version if tag == "$n8n_version" else tag
+    pinned = {entry["image"]["repository"]: entry["image"]["tag"].lstrip("v") for entry in CATALOGUE.values()}
+    assert {repository: tag.lstrip("v") for repository, tag in published.items()} == pinned

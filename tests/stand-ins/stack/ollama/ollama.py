@@ -4,7 +4,7 @@ Not Ollama: no model is ever downloaded or run. `ollama serve` answers the
 HTTP API that the homelab role and its health checks touch, on $OLLAMA_HOST
 (the image sets 0.0.0.0:11434):
   GET /              "Ollama is running"
-  GET /api/version   {"version": "0.5.12"}
+  GET /api/version   {"version": "0.32.15"}
   GET /api/tags      {"models": [...]}, read from the manifests on disk
   GET /api/ps        {"models": []}
   POST /api/pull     streams JSON progress lines, then writes a fake manifest

@@ -12,12 +12,12 @@ version_added: 1.0.0
 author:
   - homelab.core maintainers (@homelab-core)
 description:
-  - Takes the C(containers) that M(community.docker.docker_host_info) returns with O(community.docker.docker_host_info#module:verbose_output=true)
-    and returns one mapping per container with the compose labels read out, which Jinja's attribute paths
-    cannot reach (the label names contain dots).
+  - Takes the JSON that C(docker container inspect) prints (a list of containers) and returns one mapping per
+    container with the compose labels read out, which Jinja's attribute paths cannot reach (the label names
+    contain dots).
 options:
   _input:
-    description: The C(containers) list of M(community.docker.docker_host_info).
+    description: The parsed output of C(docker container inspect).
     type: list
     elements: dict
     required: true
@@ -26,7 +26,7 @@ options:
 EXAMPLES = r"""
 - name: Names of the containers that belong to no compose project
   ansible.builtin.debug:
-    msg: "{{ host_info.containers | homelab.core.compose_containers | selectattr('project', 'none') | map(attribute='name') }}"
+    msg: "{{ inspect.stdout | from_json | homelab.core.compose_containers | selectattr('project', 'none') | map(attribute='name') }}"
 """
 
 RETURN = r"""
@@ -45,11 +45,11 @@ SERVICE_LABEL = "com.docker.compose.service"
 def compose_containers(containers):
     summary = []
     for container in containers or []:
-        labels = container.get("Labels") or {}
-        names = container.get("Names") or []
+        labels = (container.get("Config") or {}).get("Labels") or {}
+        name = container.get("Name")
         summary.append({
             "id": container.get("Id"),
-            "name": names[0].lstrip("/") if names else None,
+            "name": name.lstrip("/") if name else None,
             "project": labels.get(PROJECT_LABEL),
             "service": labels.get(SERVICE_LABEL),
             "mount_targets": sorted(mount.get("Destination") for mount in container.get("Mounts") or []),

@@ -1,18 +1,18 @@
-"""homelab.core.compose_containers: compose's labels and the mount targets read out of docker_host_info."""
+"""homelab.core.compose_containers: compose's labels and the mount targets read out of docker container inspect."""
 
 from __future__ import annotations
 
 from ansible_collections.homelab.core.plugins.filter.compose_containers import compose_containers
 
-# The shape docker_host_info returns with verbose_output (Docker's /containers/json).
+# The shape `docker container inspect` prints (Docker's /containers/{id}/json).
 EARLIER_COOLIFY = {
     "Id": "0123abcd",
-    "Names": ["/homelab-coolify-1"],
-    "Labels": {"com.docker.compose.project": "homelab", "com.docker.compose.service": "coolify",
-               "com.docker.compose.container-number": "1"},
+    "Name": "/homelab-coolify-1",
+    "Config": {"Labels": {"com.docker.compose.project": "homelab", "com.docker.compose.service": "coolify",
+                          "com.docker.compose.container-number": "1"}},
     "Mounts": [{"Type": "bind", "Source": "/opt/homelab/data/coolify", "Destination": "/data/coolify", "RW": True}],
 }
-UPSTREAM_INSTALL = {"Id": "4567cdef", "Names": ["/coolify-db"], "Labels": {}, "Mounts": []}
+UPSTREAM_INSTALL = {"Id": "4567cdef", "Name": "/coolify-db", "Config": {"Labels": {}}, "Mounts": []}
 
 
 def test_labels_names_and_mount_targets_are_read_out():
@@ -24,6 +24,6 @@ def test_labels_names_and_mount_targets_are_read_out():
 
 
 def test_a_container_without_labels_names_or_mounts_is_still_listed():
-    assert compose_containers([{"Id": "89ab", "Labels": None, "Mounts": None}]) == [
+    assert compose_containers([{"Id": "89ab", "Config": {"Labels": None}, "Mounts": None}]) == [
         {"id": "89ab", "name": None, "project": None, "service": None, "mount_targets": []}]
     assert compose_containers(None) == []

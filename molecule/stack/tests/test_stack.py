@@ -378,19 +378,38 @@ def test_a_standalone_stack_run_reads_the_gpu_decision_from_the_host(host):
 
 @first_verify_only
 def test_a_key_that_n8n_generated_itself_is_adopted_not_replaced(host):
-    """A host whose n8n (before 1.116) ignored N8N_ENCRYPTION_KEY_FILE and wrote its own key."""
-    config_path = ROOT + "/data/n8n/config"
-    host.check_output("docker stop homelab-n8n-1")
-    settings = json.loads(host.file(config_path).content_string)
-    settings["encryptionKey"] = "key-that-n8n-generated-itself-0123"
-    host.check_output("cat > %s <<'EOF'\n%s\nEOF" % (config_path, json.dumps(settings)))
+    """A host whose n8n (before 1.116) ignored N8N_ENCRYPTION_KEY_FILE and generated its own key.
+
+    The real n8n encrypts what it keeps in its database (2.x: the deployment signing key) with that
+    key and refuses to start with any other, so the test lets the real n8n generate one.
+    """
+    data = ROOT + "/data/n8n"
+    image = host.check_output("docker inspect -f '{{.Config.Image}}' homelab-n8n-1")
+    host.check_output("docker stop homelab-n8n-1 && mv %s %s.before-test && install -d -o 1000 -g 1000 -m 0700 %s"
+                      % (data, data, data))
+    # No N8N_ENCRYPTION_KEY(_FILE): n8n writes a key of its own into .n8n/config, as 1.80 did.
+    host.check_output("docker run -d --name n8n-with-its-own-key -e N8N_DIAGNOSTICS_ENABLED=false"
+                      " -v %s:/home/node/.n8n %s" % (data, image))
+    try:
+        ready = ("node -e \"fetch('http://127.0.0.1:5678/healthz/readiness')"
+                 ".then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))\"")
+        host.check_output("for i in $(seq 60); do docker exec n8n-with-its-own-key %s && exit 0; sleep 2; done; exit 1" % ready)
+    finally:
+        host.check_output("docker rm -f n8n-with-its-own-key")
+    own_key = json.loads(host.file(data + "/config").content_string)["encryptionKey"]
+    assert own_key != persisted_secrets(host)["n8n_encryption_key"]
     rc, output = run_site()
     assert rc == 0, output
     assert "n8n_encryption_key differed from %s/secrets/main-stack.json and is kept as the service itself uses it" % ROOT in flat(output)
-    assert persisted_secrets(host)["n8n_encryption_key"] == "key-that-n8n-generated-itself-0123"
-    assert host.file(ROOT + "/secrets/n8n/n8n_encryption_key").content_string == "key-that-n8n-generated-itself-0123"
+    assert persisted_secrets(host)["n8n_encryption_key"] == own_key
+    assert host.file(ROOT + "/secrets/n8n/n8n_encryption_key").content_string == own_key
     assert containers(host)["n8n"]["Health"] == "healthy"
-    assert "key-that-n8n-generated-itself-0123" not in output
+    assert own_key not in output
+    # The new database got its owner again, from the inventory.
+    status, _body = http_post_json(host, "http://127.0.0.1:5678/rest/login",
+                                   {"emailOrLdapLoginId": "owner@homelab.test", "password": "Molecule-Owner-Pass-1"})
+    assert status == 200
+    host.check_output("rm -rf %s.before-test" % data)
     # And now the inventory may not contradict the key in use.
     rc, output = run_site("-e", json.dumps({"main_stack_secrets": {"n8n_encryption_key": "yet-another-key-0123456789"}}))
     assert_refused(rc, output, host.backend.host, "main_stack_secrets.n8n_encryption_key differs from the key the service already uses")

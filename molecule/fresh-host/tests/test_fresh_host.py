@@ -49,6 +49,10 @@ def test_check_mode_runs_to_the_end_and_predicts_the_install(host):
          "main_stack_ports.ollama is 99999, which is not a port; give a whole number from 1 to 65535."),
         ({"main_stack_images": {"n8n": "1.81.0"}},
          "main_stack_images.n8n must be a mapping such as {tag: \"1.2.3\"} that names only the fields to change, not '1.81.0'."),
+        # The pin that broke the tunnel: no --token-file before 2025.4.0.
+        ({"main_stack_images": {"cloudflared": {"tag": "2025.2.1"}}},
+         "main_stack_images.cloudflared.tag '2025.2.1' is older than 2025.4.0, the first with --token-file / TUNNEL_TOKEN_FILE, "
+         "which the role relies on; pin 2025.4.0 or newer."),
         ({"homelab_root": "opt/homelab"},
          "homelab_root (opt/homelab) must be an absolute path; set it to something like /opt/homelab."),
         ({"main_stack_n8n_owner_password": ""},
@@ -60,8 +64,8 @@ def test_check_mode_runs_to_the_end_and_predicts_the_install(host):
         ({"main_stack_ports": {"open_webui": 5678}},
          "main_stack_ports.open_webui and main_stack_ports.n8n publish the same host port 5678; give each service its own port."),
     ],
-    ids=["bad-token", "port-out-of-range", "image-override-shape", "relative-root", "missing-owner-password",
-         "weak-owner-password", "unknown-secret", "port-collision"],
+    ids=["bad-token", "port-out-of-range", "image-override-shape", "image-below-feature-minimum", "relative-root",
+         "missing-owner-password", "weak-owner-password", "unknown-secret", "port-collision"],
 )
 def test_bad_input_fails_in_the_first_play_before_anything_changes(host, extra_vars, sentence):
     rc, output = run_site("-e", json.dumps(extra_vars))

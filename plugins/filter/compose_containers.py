@@ -1,39 +1,42 @@
 # Copyright (c) 2026, homelab.core maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Containers as compose sees them: name, project, service and mount targets."""
+"""Containers as compose sees them: name, project and service."""
 
 from __future__ import annotations
 
+import json
+
 DOCUMENTATION = r"""
 name: compose_containers
-short_description: Summarise containers by their compose project, service and mounts
+short_description: Read the compose project and service of each container out of C(docker container ls)
 version_added: 1.0.0
 author:
   - homelab.core maintainers (@homelab-core)
 description:
-  - Takes the JSON that C(docker container inspect) prints (a list of containers) and returns one mapping per
-    container with the compose labels read out, which Jinja's attribute paths cannot reach (the label names
-    contain dots).
+  - Takes the lines that C(docker container ls --all --no-trunc --format json) prints, one JSON object per
+    container, and returns one mapping per container with the compose labels read out of the
+    comma-separated C(Labels) field, which Jinja cannot reach.
+  - That listing holds no environment variables, so it is safe to log, unlike C(docker container inspect).
 options:
   _input:
-    description: The parsed output of C(docker container inspect).
+    description: The lines that C(docker container ls --format json) printed (strings), or those lines parsed.
     type: list
-    elements: dict
+    elements: raw
     required: true
 """
 
 EXAMPLES = r"""
 - name: Names of the containers that belong to no compose project
   ansible.builtin.debug:
-    msg: "{{ inspect.stdout | from_json | homelab.core.compose_containers | selectattr('project', 'none') | map(attribute='name') }}"
+    msg: "{{ listing.stdout_lines | homelab.core.compose_containers | selectattr('project', 'none') | map(attribute='name') }}"
 """
 
 RETURN = r"""
 _value:
   description: >-
-    One mapping per container: C(id), C(name) (without the leading slash), C(project) and C(service) (the compose
-    labels, or null for a container compose did not make) and C(mount_targets) (the container paths of its mounts).
+    One mapping per container: C(id), C(name) (its first name) and C(project) and C(service) (the compose labels,
+    or null for a container that compose did not make).
   type: list
   elements: dict
 """
@@ -42,17 +45,33 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
 
-def compose_containers(containers):
+def _labels(field):
+    """Docker joins labels as k=v,k=v; a value with a comma (depends_on) spills into items without '='."""
+    if isinstance(field, dict):
+        return field
+    labels = {}
+    for item in (field or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep:
+            labels[key] = value
+    return labels
+
+
+def compose_containers(lines):
     summary = []
-    for container in containers or []:
-        labels = (container.get("Config") or {}).get("Labels") or {}
-        name = container.get("Name")
+    for line in lines or []:
+        if isinstance(line, str):
+            if not line.strip():
+                continue
+            line = json.loads(line)
+        container = line or {}
+        labels = _labels(container.get("Labels"))
+        names = (container.get("Names") or "").split(",")
         summary.append({
-            "id": container.get("Id"),
-            "name": name.lstrip("/") if name else None,
+            "id": container.get("ID"),
+            "name": names[0] or None,
             "project": labels.get(PROJECT_LABEL),
             "service": labels.get(SERVICE_LABEL),
-            "mount_targets": sorted(mount.get("Destination") for mount in container.get("Mounts") or []),
         })
     return summary
 

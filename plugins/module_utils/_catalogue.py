@@ -19,7 +19,8 @@ Stack definition keys:
 ``bind_address``    address every published port binds to
 ``image_registry``  registry host that replaces every image's registry ('' keeps them)
 ``networks``        compose networks (name -> compose network definition)
-``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist}
+``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist, credential}
+                    (a ``credential`` comes only from the inventory: never generated nor persisted)
 ``services``        the catalogue: service name -> entry (see SERVICE_KEYS)
 ``overrides``       {images: {...}, ports: {...}} from the inventory, per service
 ``variables``       the inventory variable names behind overrides/secrets, for messages
@@ -64,6 +65,7 @@ SERVICE_KEYS = frozenset(
         "min_version",  # {version, feature}: the oldest tag that has a feature the role relies on
         "networks",  # compose networks of the service (default: every network of the stack)
         "extra_ports",  # [{host, container}] published besides `port`
+        "credentials",  # [secret names]: the service is deployed only when the inventory gives every one
     ]
 )
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
@@ -101,10 +103,21 @@ def resolve_services(stack):
         name = canonical_name(key, services)
         if name is not None:
             services[name]["port"] = port
+    inventory = stack.get("inventory_secrets") if isinstance(stack.get("inventory_secrets"), dict) else {}
     for entry in services.values():
         entry["enabled"] = _truthy(entry.get("enabled", True))
         entry["gpu"] = _truthy(entry.get("gpu", False))
+        _given, missing = credentials_given(entry, inventory)
+        if missing:
+            entry["enabled"] = False
     return services
+
+
+def credentials_given(entry, inventory):
+    """(given, missing): the entry's credentials that the inventory gives (non-empty) and those it does not."""
+    names = list(entry.get("credentials") or [])
+    given = [name for name in names if isinstance(inventory.get(name), str) and inventory[name].strip()]
+    return given, [name for name in names if name not in given]
 
 
 def _truthy(value):
@@ -191,6 +204,7 @@ def stack_problems(stacks, persisted=None, adopted=None):
         problems.extend(_paths_problems(stack))
         problems.extend(_override_problems(stack))
         problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}, adopted_values(stack, adopted)))
+        problems.extend(_credential_problems(stack))
         services = resolve_services(stack)
         images_variable = (stack.get("variables") or {}).get("images", "images")
         for name in enabled_services(services):
@@ -335,7 +349,10 @@ def _secret_problems(stack, persisted, adopted=None):
             "%s has unknown key(s) %s; the known ones are %s." % (secrets_variable, ", ".join(unknown), ", ".join(settable))
         )
     for name, value in sorted(inventory.items()):
-        if name in settable and (not isinstance(value, str) or len(value) < 16):
+        if name in settable and specs[name].get("credential"):
+            if not isinstance(value, str):
+                problems.append("%s.%s must be a string (quote it in the vault)." % (secrets_variable, name))
+        elif name in settable and (not isinstance(value, str) or len(value) < 16):
             problems.append("%s.%s must be a string of 16 characters or more; leave it out to have one generated." % (secrets_variable, name))
     rotate_variable = variables.get("rotate_secrets", "rotate_secrets")
     rotate = stack.get("rotate_secrets") or []
@@ -358,6 +375,23 @@ def _secret_problems(stack, persisted, adopted=None):
             "unreadable; restore the old value, or list the name in %s to rotate it on purpose."
             % (secrets_variable, ", ".join(conflicts), stack.get("root"), stack.get("secrets_file"), rotate_variable)
         )
+    return problems
+
+
+def _credential_problems(stack):
+    """A service whose credentials the inventory gives only in part: neither deployed nor silently left out."""
+    inventory = stack.get("inventory_secrets") if isinstance(stack.get("inventory_secrets"), dict) else {}
+    secrets_variable = (stack.get("variables") or {}).get("secrets", "secrets")
+    problems = []
+    for name, entry in sorted((stack.get("services") or {}).items()):
+        given, missing = credentials_given(entry, inventory)
+        if given and missing:
+            problems.append(
+                "%s gives %s but not %s, which %s also needs; add %s to deploy %s, or remove %s to leave it out."
+                % (secrets_variable, ", ".join(given), ", ".join(missing), name,
+                   " and ".join("%s.%s" % (secrets_variable, item) for item in missing), name,
+                   " and ".join("%s.%s" % (secrets_variable, item) for item in given))
+            )
     return problems
 
 
@@ -399,6 +433,8 @@ def resolve_secrets(stack, persisted, adopted=None):
             values[name] = spec["value"] or ""
         elif name in inventory:
             values[name] = inventory[name]
+        elif spec.get("credential"):
+            values[name] = ""
         elif (adopted or {}).get(name):
             values[name] = adopted[name]
         elif persisted.get(name):
@@ -412,7 +448,11 @@ def persisted_secrets(stack, values):
     """What the host keeps in the secrets file: the generated or inventory-given ones, not explicit values."""
     specs = dict(stack.get("secrets") or {})
     specs.setdefault(HASH_KEY_SECRET, {})
-    return {name: values[name] for name in sorted(specs) if "value" not in specs[name] and specs[name].get("persist", True)}
+    return {
+        name: values[name]
+        for name in sorted(specs)
+        if "value" not in specs[name] and specs[name].get("persist", True) and not specs[name].get("credential")
+    }
 
 
 def expand(text, values, services):

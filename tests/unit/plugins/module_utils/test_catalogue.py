@@ -457,3 +457,53 @@ def test_an_override_below_the_version_a_feature_needs_is_refused():
 @pytest.mark.parametrize("tag, expected", [("4.3.10", (4, 3, 10)), ("v0.12.4-cuda", (0, 12, 4)), ("16-alpine", (16,)), ("latest", None)])
 def test_version_tuples(tag, expected):
     assert _catalogue.version_tuple(tag) == expected
+
+
+# --- Credential-gated services -------------------------------------------------------------
+
+
+def gated():
+    """A stack with one service that needs two inventory credentials (an MCP server and its API keys)."""
+    definition = stack()
+    definition["secrets"].update({"api_key": {"credential": True}, "api_secret": {"credential": True}})
+    definition["services"]["social"] = {
+        "image": {"registry": "docker.io", "repository": "homelab/social", "tag": "1.0.0", "digest": ""},
+        "port": 3302,
+        "container_port": 8000,
+        "credentials": ["api_key", "api_secret"],
+        "secret_files": [{"secret": "api_key", "target": "/run/secrets/api_key", "owner": 1000},
+                         {"secret": "api_secret", "target": "/run/secrets/api_secret", "owner": 1000}],
+    }
+    return definition
+
+
+def test_a_gated_service_is_deployed_only_with_every_credential():
+    assert "social" not in compose(gated())["services"]
+    definition = gated()
+    definition["inventory_secrets"] = {"api_key": "k", "api_secret": "s"}
+    assert "social" in compose(definition)["services"]
+    assert stack_problems([definition]) == []
+
+
+def test_credentials_given_in_part_fail_naming_the_missing_variable():
+    definition = gated()
+    definition["inventory_secrets"] = {"api_key": "short-is-fine"}
+    assert stack_problems([definition]) == [
+        "main_stack_secrets gives api_key but not api_secret, which social also needs; add main_stack_secrets.api_secret "
+        "to deploy social, or remove main_stack_secrets.api_key to leave it out."]
+    # Blank counts as not given, and nothing is deployed half-configured.
+    definition["inventory_secrets"] = {"api_key": "k", "api_secret": "  "}
+    assert "not api_secret" in stack_problems([definition])[0]
+    assert "social" not in compose(definition)["services"]
+
+
+def test_credentials_are_never_generated_nor_persisted():
+    definition = gated()
+    definition["inventory_secrets"] = {"api_key": "k", "api_secret": "s"}
+    plan = stack_plan(definition, persisted=PERSISTED)
+    kept = json.loads(by_path(plan)["/opt/homelab/secrets/main-stack.json"]["secret_content"])
+    assert "api_key" not in kept and "api_secret" not in kept
+    assert by_path(plan)["/opt/homelab/secrets/social/api_key"]["secret_content"] == "k"
+    # A key taken out of the inventory takes its file with it.
+    without = stack_plan(gated(), persisted=PERSISTED)
+    assert by_path(without)["/opt/homelab/secrets/social/api_key"]["state"] == "absent"

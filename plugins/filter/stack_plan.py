@@ -82,6 +82,13 @@ _value:
     images:
       description: Service name to the image reference deployed.
       type: dict
+    builds:
+      description:
+        - The images to build on the host before compose runs, one per enabled service with a C(build)
+          (service, tag, context, args with C(BASE_IMAGE)). The tag is a hash of the build's inputs, so
+          an image is built again only when an input changed.
+      type: list
+      elements: dict
     adopt_files:
       description: The files where services keep secrets of their own (stack, secret, path, json_key).
       type: list
@@ -129,12 +136,13 @@ def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None):
         "compose": compose,
         "probes": _catalogue.stack_probes(stack, services),
         "data_dirs": _catalogue.data_dirs(stack, services),
+        "builds": _catalogue.builds(stack, services),
         "adopt_files": _catalogue.adopt_files(stack),
         "adopted": sorted(
             name for name, value in kept.items() if persisted.get(name) and persisted[name] != value and name not in (stack.get("inventory_secrets") or {})
         ),
         "images": {
-            name: _catalogue.service_image_ref(stack, services[name], gpu_reservation) for name in _catalogue.enabled_services(services)
+            name: _catalogue.service_image_ref(stack, services[name], gpu_reservation, name) for name in _catalogue.enabled_services(services)
         },
     }
 

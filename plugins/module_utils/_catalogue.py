@@ -66,6 +66,7 @@ SERVICE_KEYS = frozenset(
         "networks",  # compose networks of the service (default: every network of the stack)
         "extra_ports",  # [{host, container}] published besides `port`
         "credentials",  # [secret names]: the service is deployed only when the inventory gives every one
+        "build",  # {base: image, dockerfile, files: [{path, content, mode}], args}: built on the host (see builds)
     ]
 )
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
@@ -139,9 +140,60 @@ def image_ref(image, registry_override="", tag_suffix=""):
     return ref
 
 
-def service_image_ref(stack, entry, gpu_reservation):
+def service_image_ref(stack, entry, gpu_reservation, name=None):
+    """The image a service runs; a built one is named after its service, so give ``name`` then."""
+    if entry.get("build"):
+        return built_image_ref(stack, entry, name)
     suffix = entry.get("gpu_image_tag_suffix", "") if entry.get("gpu") and uses_gpu(gpu_reservation) else ""
     return image_ref(entry["image"], stack.get("image_registry") or "", suffix)
+
+
+# --- Images built on the host ----------------------------------------------------------
+
+BUILT_IMAGE_REPOSITORY = "homelab.local/%s/%s"
+
+
+def build_base_ref(stack, entry):
+    """The build's base image, through the registry override like every pulled image."""
+    return image_ref(entry["build"]["base"], stack.get("image_registry") or "")
+
+
+def build_inputs_hash(stack, name, entry):
+    """Hash of everything the image is built from: a changed input gives a new tag, hence a build."""
+    build = entry["build"]
+    inputs = {
+        "base": build_base_ref(stack, entry),
+        "dockerfile": build["dockerfile"],
+        "files": sorted((item["path"], item["content"], _mode(item.get("mode"), "0644")) for item in build.get("files") or []),
+        "args": sorted((str(key), str(value)) for key, value in (build.get("args") or {}).items()),
+        "service": name,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def built_image_ref(stack, entry, name):
+    return "%s:%s" % (BUILT_IMAGE_REPOSITORY % (stack["project"], name), build_inputs_hash(stack, name, entry))
+
+
+def build_context(stack, name):
+    return "%s/build/%s" % (stack["root"], name)
+
+
+def builds(stack, services):
+    """What the engine builds before compose up: one entry per enabled service with a `build`."""
+    result = []
+    for name in enabled_services(services):
+        entry = services[name]
+        if entry.get("build"):
+            args = dict((str(key), str(value)) for key, value in (entry["build"].get("args") or {}).items())
+            args["BASE_IMAGE"] = build_base_ref(stack, entry)
+            tag, context = built_image_ref(stack, entry, name), build_context(stack, name)
+            argv = ["docker", "build", "--tag", tag]
+            for key in sorted(args):
+                argv += ["--build-arg", "%s=%s" % (key, args[key])]
+            result.append({"service": name, "tag": tag, "context": context, "args": dict(sorted(args.items())),
+                           "argv": argv + [context]})
+    return result
 
 
 def uses_gpu(gpu_reservation):
@@ -585,6 +637,22 @@ def stack_files(stack, services, values):
                     "tag": name,
                 }
             )
+        if entry.get("build"):
+            context = build_context(stack, name)
+            build_files = [{"path": "Dockerfile", "content": entry["build"]["dockerfile"], "mode": "0644"}]
+            build_files += list(entry["build"].get("files") or [])
+            if enabled:
+                if root + "/build" not in seen_dirs:
+                    seen_dirs.add(root + "/build")
+                    entries.append({"path": root + "/build", "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""})
+                entries.append({"path": context, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": name})
+            for item in build_files:
+                path = "%s/%s" % (context, item["path"])
+                if enabled:
+                    entries.append({"path": path, "state": "file", "owner": "0", "group": "0",
+                                    "mode": _mode(item.get("mode"), "0644"), "content": item["content"], "tag": name})
+                else:
+                    entries.append({"path": path, "state": "absent", "tag": name})
         for item in entry.get("config_files") or []:
             path = config_file_path(stack, item)
             parent = path.rsplit("/", 1)[0]
@@ -661,7 +729,10 @@ def compose_document(stack, services, values, gpu_reservation="none"):
     document = {"name": stack["project"], "networks": copy.deepcopy(stack.get("networks") or {}), "services": {}}
     for name in enabled:
         entry = services[name]
-        service = {"image": service_image_ref(stack, entry, gpu_reservation), "restart": "unless-stopped"}
+        service = {"image": service_image_ref(stack, entry, gpu_reservation, name), "restart": "unless-stopped"}
+        if entry.get("build"):
+            # Built on the host by the engine before compose runs; no registry has it.
+            service["pull_policy"] = "never"
         if entry.get("user") is not None:
             service["user"] = str(entry["user"])
         service["networks"] = list(entry.get("networks") or document["networks"])

@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -507,3 +508,56 @@ def test_credentials_are_never_generated_nor_persisted():
     # A key taken out of the inventory takes its file with it.
     without = stack_plan(gated(), persisted=PERSISTED)
     assert by_path(without)["/opt/homelab/secrets/social/api_key"]["state"] == "absent"
+
+
+# --- Images built on the host --------------------------------------------------------------
+
+
+def with_build(**build_changes):
+    definition = stack()
+    build = {"base": {"registry": "docker.io", "repository": "library/node", "tag": "24-trixie-slim", "digest": ""},
+             "dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG VERSION\nRUN npm install -g tool@${VERSION}\n",
+             "files": [{"path": "entrypoint.sh", "content": "#!/bin/sh\nexec \"$@\"\n", "mode": "0755"}],
+             "args": {"VERSION": "1.2.3"}}
+    build.update(build_changes)
+    definition["services"]["tool"] = {"build": build, "port": 3303, "container_port": 3000}
+    return definition
+
+
+def test_a_built_service_runs_its_local_tag_which_is_never_pulled():
+    plan = stack_plan(with_build(), persisted=PERSISTED)
+    service = yaml.safe_load(plan["compose"])["services"]["tool"]
+    assert re.match(r"^homelab\.local/homelab/tool:[0-9a-f]{16}$", service["image"])
+    assert service["pull_policy"] == "never"
+    assert plan["builds"] == [{"service": "tool", "tag": service["image"], "context": "/opt/homelab/build/tool",
+                               "args": {"BASE_IMAGE": "docker.io/library/node:24-trixie-slim", "VERSION": "1.2.3"},
+                               "argv": ["docker", "build", "--tag", service["image"],
+                                        "--build-arg", "BASE_IMAGE=docker.io/library/node:24-trixie-slim",
+                                        "--build-arg", "VERSION=1.2.3", "/opt/homelab/build/tool"]}]
+    files = by_path(plan)
+    assert files["/opt/homelab/build/tool/Dockerfile"]["content"].startswith("ARG BASE_IMAGE\n")
+    assert files["/opt/homelab/build/tool/entrypoint.sh"]["mode"] == "0755"
+
+
+def test_the_tag_changes_with_every_input_and_only_then():
+    tag = stack_plan(with_build(), persisted=PERSISTED)["builds"][0]["tag"]
+    assert stack_plan(with_build(), persisted=PERSISTED)["builds"][0]["tag"] == tag
+    mirrored = with_build()
+    mirrored["image_registry"] = "registry.lan:5000"
+    changed = [
+        stack_plan(with_build(args={"VERSION": "1.2.4"}), persisted=PERSISTED),
+        stack_plan(with_build(dockerfile="FROM x\n"), persisted=PERSISTED),
+        stack_plan(with_build(files=[]), persisted=PERSISTED),
+        stack_plan(mirrored, persisted=PERSISTED),
+    ]
+    assert all(plan["builds"][0]["tag"] != tag for plan in changed)
+    # The base image goes through the registry override like every pulled image.
+    assert changed[3]["builds"][0]["args"]["BASE_IMAGE"] == "registry.lan:5000/library/node:24-trixie-slim"
+
+
+def test_a_disabled_built_service_builds_nothing_and_loses_its_context_files():
+    definition = with_build()
+    definition["services"]["tool"]["enabled"] = False
+    plan = stack_plan(definition, persisted=PERSISTED)
+    assert plan["builds"] == []
+    assert by_path(plan)["/opt/homelab/build/tool/Dockerfile"]["state"] == "absent"

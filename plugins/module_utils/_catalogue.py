@@ -57,7 +57,7 @@ SERVICE_KEYS = frozenset(
         "data",  # [{path, target?, owner, group, mode}] under data_root
         "env",  # {NAME: value} written to env/<service>.env
         "secret_files",  # [{secret, target, owner, path?}] mounted read-only
-        "config_files",  # [{path, target, owner, group, mode, content, dir_group?}] under root, read-only
+        "config_files",  # [{path, target, owner, group, mode, content, dir_group?, base?, with_service?}], read-only
         "probe",  # {path} HTTP GET on the published port; {} for container health only
         "depends_on",  # {service: condition}
         "compose",  # compose keys passed through verbatim (healthcheck, command, environment, ...)
@@ -67,6 +67,7 @@ SERVICE_KEYS = frozenset(
         "extra_ports",  # [{host, container}] published besides `port`
         "credentials",  # [secret names]: the service is deployed only when the inventory gives every one
         "build",  # {base: image, dockerfile, files: [{path, content, mode}], args}: built on the host (see builds)
+        "publish_via",  # service name: `port` is published on that service (a gateway), host and container alike
     ]
 )
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
@@ -547,10 +548,18 @@ def config_hash(stack, name, entry, values, services):
     material = {
         "env": _env_text(stack, name, entry, values, services) if entry.get("env") else "",
         "secret_files": [values[item["secret"]] for item in entry.get("secret_files") or []],
-        "config_files": [expand(item["content"], values, services) for item in entry.get("config_files") or []],
+        "config_files": [
+            expand(item["content"], values, services) for item in entry.get("config_files") or [] if config_file_wanted(item, services)
+        ],
     }
     digest = hmac.new(values[HASH_KEY_SECRET].encode(), json.dumps(material, sort_keys=True).encode(), hashlib.sha256)
     return digest.hexdigest()[:32]
+
+
+def config_file_wanted(item, services):
+    """A config file with `with_service` exists only while that service is deployed (a gateway's route to it)."""
+    other = item.get("with_service")
+    return not other or bool((services.get(other) or {}).get("enabled"))
 
 
 def config_file_path(stack, item):
@@ -656,7 +665,7 @@ def stack_files(stack, services, values):
         for item in entry.get("config_files") or []:
             path = config_file_path(stack, item)
             parent = path.rsplit("/", 1)[0]
-            if not enabled:
+            if not enabled or not config_file_wanted(item, services):
                 entries.append({"path": path, "state": "absent", "tag": name})
                 continue
             if parent not in seen_dirs and parent not in data_paths:
@@ -737,8 +746,14 @@ def compose_document(stack, services, values, gpu_reservation="none"):
             service["user"] = str(entry["user"])
         service["networks"] = list(entry.get("networks") or document["networks"])
         ports = []
-        if entry.get("port") is not None:
+        if entry.get("port") is not None and not entry.get("publish_via"):
             ports.append("%s:%d:%d" % (stack["bind_address"], entry["port"], entry.get("container_port", entry["port"])))
+        # A gateway publishes the ports of the services behind it, on the same port inside.
+        ports += [
+            "%s:%d:%d" % (stack["bind_address"], services[other]["port"], services[other]["port"])
+            for other in enabled
+            if services[other].get("publish_via") == name and services[other].get("port") is not None
+        ]
         ports += ["%s:%d:%d" % (stack["bind_address"], item["host"], item["container"]) for item in entry.get("extra_ports") or []]
         if ports:
             service["ports"] = ports
@@ -752,7 +767,11 @@ def compose_document(stack, services, values, gpu_reservation="none"):
             for item in entry.get("secret_files") or []
             if values.get(item["secret"])
         ]
-        volumes += ["%s:%s:ro" % (config_file_path(stack, item), item["target"]) for item in entry.get("config_files") or []]
+        volumes += [
+            "%s:%s:ro" % (config_file_path(stack, item), item["target"])
+            for item in entry.get("config_files") or []
+            if config_file_wanted(item, services)
+        ]
         if volumes:
             service["volumes"] = volumes
         depends_on = {

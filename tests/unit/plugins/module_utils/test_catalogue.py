@@ -561,3 +561,50 @@ def test_a_disabled_built_service_builds_nothing_and_loses_its_context_files():
     plan = stack_plan(definition, persisted=PERSISTED)
     assert plan["builds"] == []
     assert by_path(plan)["/opt/homelab/build/tool/Dockerfile"]["state"] == "absent"
+
+
+# --- A gateway in front of gated servers ---------------------------------------------------
+
+
+def with_gateway():
+    definition = gated()
+    definition["services"]["social"]["publish_via"] = "gateway"
+    definition["services"]["gateway"] = {
+        "image": {"registry": "docker.io", "repository": "library/nginx", "tag": "1.26", "digest": ""},
+        "config_files": [
+            {"path": "config/gateway/keys.map", "target": "/etc/nginx/keys.map", "owner": 0, "group": 0, "mode": "0400",
+             "content": "~^Bearer <<secret:web_key>>$ 1;\n"},
+            {"path": "config/gateway/social.conf", "target": "/etc/nginx/conf.d/social.conf", "with_service": "social",
+             "owner": 0, "group": 0, "mode": "0444", "content": "server { listen <<port:social>>; }\n"},
+        ],
+        "depends_on": {"social": "service_healthy"},
+    }
+    return definition
+
+
+def test_the_gateway_publishes_each_deployed_server_and_routes_only_to_those():
+    definition = with_gateway()
+    assert "ports" not in compose(definition)["services"]["gateway"]
+    assert by_path(stack_plan(definition, persisted=PERSISTED))["/opt/homelab/config/gateway/social.conf"]["state"] == "absent"
+    definition["inventory_secrets"] = {"api_key": "k", "api_secret": "s"}
+    document = compose(definition)
+    assert "ports" not in document["services"]["social"]
+    assert document["services"]["gateway"]["ports"] == ["127.0.0.1:3302:3302"]
+    assert "/opt/homelab/config/gateway/social.conf:/etc/nginx/conf.d/social.conf:ro" in document["services"]["gateway"]["volumes"]
+    assert by_path(stack_plan(definition, persisted=PERSISTED))["/opt/homelab/config/gateway/social.conf"]["content"] == (
+        "server { listen 3302; }\n")
+
+
+def test_adding_a_server_changes_the_gateways_config_hash():
+    without = compose(with_gateway())["services"]["gateway"]["labels"]
+    definition = with_gateway()
+    definition["inventory_secrets"] = {"api_key": "k", "api_secret": "s"}
+    assert compose(definition)["services"]["gateway"]["labels"] != without
+
+
+def test_a_port_published_via_the_gateway_still_collides_across_stacks():
+    definition = with_gateway()
+    definition["inventory_secrets"] = {"api_key": "k", "api_secret": "s"}
+    definition["overrides"]["ports"] = {"social": 3000}
+    assert stack_problems([definition]) == [
+        "main_stack_ports.open-webui and main_stack_ports.social publish the same host port 3000; give each service its own port."]

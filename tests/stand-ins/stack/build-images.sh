@@ -107,7 +107,6 @@ recipe() {
                 useradd --uid 1000 --gid node --create-home --shell /bin/sh node
                 install -m 0755 /homelab-build/docker-entrypoint.sh /docker-entrypoint.sh
                 install -d -o node -g node /home/node/.n8n
-                install -m 0644 /homelab-build/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
                 test \"\$(node --version)\" = v$n8n_node_version
                 test \"\$(n8n --version)\" = $n8n_version"
             changes=("ENV NODE_VERSION=$n8n_node_version" "ENV N8N_VERSION=$n8n_version"
@@ -237,7 +236,11 @@ input_key() {
         # The CA bundle the base images trust (see ca_env).
         sha256sum /etc/ssl/certs/ca-certificates.crt
         cd "$here"
-        find build-images.sh base "$@" -type f \( -name '*.py' -o -name '*.sh' \) -print0 | sort -z \
+        local dir dirs=()
+        for dir in "$@"; do
+            [[ -d $dir ]] && dirs+=("$dir")
+        done
+        find build-images.sh base "${dirs[@]}" -type f \( -name '*.py' -o -name '*.sh' \) -print0 | sort -z \
             | xargs -0 sha256sum
     } | sha256sum | cut -c1-16
 }

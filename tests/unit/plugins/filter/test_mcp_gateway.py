@@ -24,5 +24,5 @@ def test_each_route_checks_the_key_streams_and_exists_only_with_its_server():
 def test_the_dashboard_probes_through_the_gateway_and_shows_the_published_endpoint():
     entry = mcp_gateway_files(ROUTES[1:], "dashboard", bind_address="0.0.0.0")[0]
     assert entry["with_service"] == "x-mcp" and entry["target"] == "/etc/mcp-dashboard/servers.d/x-mcp.json"
-    assert json.loads(entry["content"]) == {"name": "x-mcp", "url": "http://gateway:<<port:x-mcp>>/mcp",
+    assert json.loads(entry["content"]) == {"name": "x-mcp", "url": "http://mcp-gateway:<<port:x-mcp>>/mcp",
                                             "endpoint": "http://127.0.0.1:<<port:x-mcp>>/mcp"}

@@ -1,0 +1,187 @@
+"""The MCP stack as its clients see it: key-gated servers behind the gateway, the dashboard, the n8n link.
+
+The servers are the real packages (x-mcp-server and tiktok-studio-mcp from PyPI, n8n-mcp from
+npm), built on the target by the role. Their platforms' APIs are never called: the tests list
+tools and call only n8n-mcp's health check, which asks the main stack's n8n. The client is the
+official Python SDK (`mcp` 2.x), and the dashboard is checked in Debian's Chromium.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from junit_changes import expected_changes  # noqa: E402
+from playbook_runs import run_site  # noqa: E402
+
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+ARTIFACTS = os.environ.get("HOMELAB_TEST_ARTIFACTS", "/tmp/homelab-test-artifacts")
+ROOT = "/opt/homelab"
+PROJECT = "homelab-mcp"
+CLIENT = "/opt/mcp-test/bin/python /root/mcp_client.py"
+# Deployed by the scenario's inventory (molecule.yml): X with its bearer token, TikTok with its three keys.
+DEPLOYED = {"x-mcp": 3302, "tiktok-mcp": 3300}
+LEFT_OUT = {"youtube-mcp": 3301, "n8n-mcp": 3303}
+AFTER_DRIFT = bool(expected_changes(EPHEMERAL))
+first_verify_only = pytest.mark.skipif(AFTER_DRIFT, reason="runs once, in the verify before the drift")
+
+
+def mcp_containers(host):
+    lines = host.check_output("docker compose -p %s ps --all --format json" % PROJECT).splitlines()
+    return {entry["Service"]: entry for entry in map(json.loads, lines)}
+
+
+def access_key(host):
+    return json.loads(host.file(ROOT + "/secrets/mcp-stack.json").content_string)["mcp_access_key"]
+
+
+def client(host, port, with_key=True, tool=""):
+    if with_key:
+        host.check_output("umask 077 && printf %%s '%s' > /root/mcp-key" % access_key(host))
+    args = "http://127.0.0.1:%d/mcp %s %s" % (port, "/root/mcp-key" if with_key else "''", tool)
+    return json.loads(host.check_output("%s %s" % (CLIENT, args)))
+
+
+def raw_post(host, port, authorization=None):
+    """Status, WWW-Authenticate and body of an MCP initialize POST, from inside the target."""
+    script = ("import json, sys, urllib.request, urllib.error\n"
+              "headers = {'Content-Type': 'application/json', 'Accept': 'application/json, text/event-stream'}\n"
+              "if len(sys.argv) > 2: headers['Authorization'] = sys.argv[2]\n"
+              "body = json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': 'initialize', 'params': {\n"
+              "    'protocolVersion': '2025-06-18', 'capabilities': {}, 'clientInfo': {'name': 't', 'version': '1'}}})\n"
+              "request = urllib.request.Request(sys.argv[1], data=body.encode(), headers=headers)\n"
+              "try:\n    response = urllib.request.urlopen(request)\nexcept urllib.error.HTTPError as error:\n    response = error\n"
+              "print(json.dumps([response.status, response.headers.get('WWW-Authenticate'), response.read(300).decode()]))\n")
+    host.check_output("cat > /root/raw_post.py <<'EOF'\n%sEOF" % script)
+    args = "http://127.0.0.1:%d/mcp" % port + (" '%s'" % authorization if authorization else "")
+    return json.loads(host.check_output("python3 /root/raw_post.py " + args))
+
+
+def test_only_the_servers_with_every_credential_run(host):
+    services = mcp_containers(host)
+    assert set(services) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}
+    assert all(entry["Health"] == "healthy" for entry in services.values()), services
+    listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
+    for port in DEPLOYED.values():
+        assert "127.0.0.1:%d" % port in listeners
+    for port in LEFT_OUT.values():
+        assert not [address for address in listeners if address.endswith(":%d" % port)]
+    assert "127.0.0.1:3304" in listeners
+    # The servers publish nothing themselves; only the gateway and the dashboard do.
+    assert [name for name, entry in services.items() if entry["Publishers"] and any(p["PublishedPort"] for p in entry["Publishers"])] \
+        in (["mcp-gateway", "dashboard"], ["dashboard", "mcp-gateway"])
+
+
+@pytest.mark.parametrize("server", sorted(DEPLOYED))
+def test_without_the_key_every_server_answers_401_with_www_authenticate(host, server):
+    for authorization in (None, "Bearer wrong-key-0123456789abcdef0123456789", "Bearer " + access_key(host).lower() + "x"):
+        status, challenge, body = raw_post(host, DEPLOYED[server], authorization)
+        assert (status, challenge) == (401, 'Bearer realm="homelab-mcp"'), (authorization and authorization[:12], body)
+        assert json.loads(body)["error"]["code"] == -32001
+    result = client(host, DEPLOYED[server], with_key=False)
+    assert result["ok"] is False and "-32001" in result["error"]
+
+
+@pytest.mark.parametrize("server, tool", [("x-mcp", "x_search_tweets"), ("tiktok-mcp", "post_video")])
+def test_with_the_key_the_sdk_client_initializes_and_lists_tools(host, server, tool):
+    result = client(host, DEPLOYED[server])
+    assert result["ok"] is True, result
+    assert result["protocol"] in ("2025-06-18", "2025-11-25", "2025-03-26")
+    assert tool in result["tools"]
+
+
+def test_no_key_or_credential_in_docker_inspect_argv_logs_or_ansible_output(host):
+    secrets = [access_key(host), "molecule-x-bearer-token-0123456789", "molecule-tiktok-client-key-0123",
+               "molecule-tiktok-client-secret-0123", "molecule-tiktok-refresh-token-0123"]
+    ids = host.check_output("docker ps -aq --filter label=com.docker.compose.project=%s" % PROJECT).split()
+    inspect = host.check_output("docker inspect %s" % " ".join(ids))
+    argv = host.check_output("ps -eo args")
+    logs = "".join(host.run("docker logs %s" % container).stdout + host.run("docker logs %s" % container).stderr
+                   for container in ids)
+    reports = "".join(open(path, encoding="utf-8").read() for path in glob.glob(os.path.join(EPHEMERAL, "junit", "*.xml")))
+    for secret in secrets:
+        for where, text in (("docker inspect", inspect), ("argv", argv), ("logs", logs), ("ansible output", reports)):
+            assert secret not in text, "%s... in %s" % (secret[:6], where)
+    # The servers get their credentials as files, exported by their entrypoint.
+    assert "/run/secrets/env/BEARER_TOKEN" in inspect
+
+
+def dashboard(host, name, timeout, **expected):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = "/root/dashboard-%s.png" % name
+    wanted = " ".join("%s=%s" % item for item in expected.items())
+    result = json.loads(host.check_output("/opt/mcp-test/bin/python /root/dashboard_check.py http://127.0.0.1:3304/ %s %s %s"
+                                          % (shot, timeout, wanted)))
+    container = host.backend.host
+    os.system("docker cp %s:%s %s/dashboard-%s.png" % (container, shot, ARTIFACTS, name))
+    return result
+
+
+def test_the_dashboard_shows_exactly_the_deployed_servers_and_a_stopped_one_turns_red(host):
+    shown = dashboard(host, "healthy", 30, **{"x-mcp": "up", "tiktok-mcp": "up"})
+    assert shown["matched"], shown
+    assert shown["console_errors"] == []
+    host.check_output("docker compose -p %s stop x-mcp" % PROJECT)
+    try:
+        # One refresh is 5 s, plus a probe of at most 4 s.
+        stopped = dashboard(host, "x-stopped", 10, **{"x-mcp": "down", "tiktok-mcp": "up"})
+        assert stopped["matched"], stopped
+        assert stopped["console_errors"] == []
+    finally:
+        host.check_output("docker compose -p %s start x-mcp" % PROJECT)
+        host.check_output("for i in $(seq 60); do [ \"$(docker inspect -f '{{.State.Health.Status}}' "
+                          "$(docker compose -p %s ps -q x-mcp))\" = healthy ] && exit 0; sleep 2; done; exit 1" % PROJECT)
+    assert os.path.getsize(os.path.join(ARTIFACTS, "dashboard-x-stopped.png")) > 1000
+
+
+def n8n_api_key(host):
+    """A real n8n API key, made by the main stack's owner through n8n's own REST API."""
+    script = ("import json, sys, urllib.request\n"
+              "login = json.dumps({'emailOrLdapLoginId': 'owner@homelab.test', 'password': 'Molecule-Owner-Pass-1'}).encode()\n"
+              "response = urllib.request.urlopen(urllib.request.Request(\n"
+              "    'http://127.0.0.1:5678/rest/login', data=login, headers={'Content-Type': 'application/json'}))\n"
+              "cookie = '; '.join(value.split(';')[0] for value in response.headers.get_all('Set-Cookie'))\n"
+              "body = json.dumps({'label': 'homelab mcp test', 'scopes': ['workflow:read', 'workflow:list'], 'expiresAt': None})\n"
+              "request = urllib.request.Request('http://127.0.0.1:5678/rest/api-keys', data=body.encode(),\n"
+              "    headers={'Content-Type': 'application/json', 'Cookie': cookie})\n"
+              "print(json.loads(urllib.request.urlopen(request).read())['data']['rawApiKey'])\n")
+    host.check_output("cat > /root/n8n_api_key.py <<'EOF'\n%sEOF" % script)
+    return host.check_output("python3 /root/n8n_api_key.py")
+
+
+def scenario_secrets():
+    with open(os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "molecule.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["homelab"]["mcp_stack_secrets"]
+
+
+@first_verify_only
+def test_a_key_added_and_another_removed_touch_only_those_servers_and_n8n_mcp_reaches_n8n(host):
+    before = {name: entry["ID"] for name, entry in mcp_containers(host).items()}
+    secrets = {name: value for name, value in scenario_secrets().items() if not name.startswith("tiktok_")}
+    secrets["n8n_api_key"] = n8n_api_key(host)
+    try:
+        rc, output = run_site("-e", json.dumps({"mcp_stack_secrets": secrets}))
+        assert rc == 0, output
+        assert secrets["n8n_api_key"] not in output
+        after = {name: entry["ID"] for name, entry in mcp_containers(host).items()}
+        assert set(after) == {"x-mcp", "n8n-mcp", "mcp-gateway", "dashboard"}
+        # X was not touched; the gateway and the dashboard changed their routes.
+        assert after["x-mcp"] == before["x-mcp"]
+        assert host.file(ROOT + "/data/mcp-servers/tiktok-mcp/credentials.json").exists
+        assert raw_post(host, 3303)[0] == 401
+        result = client(host, 3303, tool="n8n_health_check")
+        assert result["ok"] is True, result
+        assert result["call"]["is_error"] is False, result["call"]
+        # The link reaches n8n's API, and nothing else of the main stack: the MCP containers are not on intranet.
+        networks = host.check_output("docker inspect -f '{{json .NetworkSettings.Networks}}' $(docker compose -p %s ps -q)" % PROJECT)
+        assert "homelab_intranet" not in networks and "homelab-n8n-link" in networks
+    finally:
+        rc, output = run_site()
+        assert rc == 0, output
+    assert set(mcp_containers(host)) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}

@@ -47,6 +47,10 @@ def test_every_service_is_healthy_per_stack_health(host):
     for url in ("http://127.0.0.1:11434/api/version", "http://127.0.0.1:3000/health", "http://127.0.0.1:5678/healthz",
                 "http://127.0.0.1:8000/api/health", "http://127.0.0.1:6001/ready"):
         assert re.search(re.escape(url) + r" +[0-9]+ ms", output), url
+    # Both stacks: the MCP stack's servers, gateway and dashboard too.
+    for service in ("x-mcp", "tiktok-mcp", "mcp-gateway", "dashboard"):
+        assert service in output
+    assert re.search(re.escape("http://127.0.0.1:3304/api/status") + r" +[0-9]+ ms", output)
 
 
 def test_every_container_runs_and_reports_healthy(host):

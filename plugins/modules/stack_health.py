@@ -65,6 +65,12 @@ options:
             container, so a service that was never created is reported as unhealthy (C(no container)).
           - Not needed to read the project's containers, which are found by project name.
         type: path
+      files:
+        description:
+          - Compose files of the project, relative to O(projects[].project_src), when it is not the default
+            C(docker-compose.yml) there (a second stack in the same directory).
+        type: list
+        elements: str
       services:
         description:
           - Services to probe or to require.
@@ -336,7 +342,8 @@ class StackHealth:
             name = project["name"]
             services = checks.setdefault(name, {})
             if project["project_src"]:
-                declared = self.compose(name, ["config", "--services"], cwd=project["project_src"])
+                files = [arg for path in project["files"] or [] for arg in ("--file", path)]
+                declared = self.compose(name, files + ["config", "--services"], cwd=project["project_src"])
                 services.update((service, {"required": True, "probe": None}) for service in declared.split())
             listed = set()
             for spec in project["services"] or []:
@@ -416,6 +423,7 @@ def main():
                 options=dict(
                     name=dict(type="str", required=True),
                     project_src=dict(type="path"),
+                    files=dict(type="list", elements="str"),
                     services=dict(
                         type="list",
                         elements="dict",

@@ -236,12 +236,12 @@ def test_project_src_makes_declared_services_expected(run_module, recorded, tmp_
 def test_a_second_stack_in_the_same_directory_names_its_compose_file(run_module, recorded, tmp_path):
     recorded.config = "x-mcp\n"
 
-    run_module(stack_health, {"projects": [{"name": "homelab-mcp", "project_src": str(tmp_path),
+    run_module(stack_health, {"projects": [{"name": "homelab", "project_src": str(tmp_path),
                                             "files": ["docker-compose-mcp.yml"]}],
                               "deadline": 0, "fail_on_unhealthy": False})
 
     config_calls = [args for args, _kwargs in recorded.calls if "config" in args]
-    assert config_calls == [[DOCKER, "compose", "--project-name", "homelab-mcp", "--file", "docker-compose-mcp.yml",
+    assert config_calls == [[DOCKER, "compose", "--project-name", "homelab", "--file", "docker-compose-mcp.yml",
                              "config", "--services"]]
 
 

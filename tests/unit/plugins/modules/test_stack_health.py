@@ -36,7 +36,7 @@ class FakeDocker:
             outputs = self.ps[args[3]]
             if args[4] == "ps":
                 return 0, outputs.pop(0) if len(outputs) > 1 else outputs[0], ""
-            assert args[4:] == ["config", "--services"]
+            assert args[-2:] == ["config", "--services"]
             return 0, self.config, ""
         if args[1] == "inspect":
             return self.inspect[0], self.inspect[1], "Error: No such container: gone" if self.inspect[0] else ""

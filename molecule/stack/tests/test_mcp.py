@@ -18,7 +18,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
 from junit_changes import expected_changes  # noqa: E402
-from playbook_runs import run_site  # noqa: E402
+from playbook_runs import assert_refused, run_site  # noqa: E402
 
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 ARTIFACTS = os.environ.get("HOMELAB_TEST_ARTIFACTS", "/tmp/homelab-test-artifacts")
@@ -185,3 +185,19 @@ def test_a_key_added_and_another_removed_touch_only_those_servers_and_n8n_mcp_re
         rc, output = run_site()
         assert rc == 0, output
     assert set(mcp_containers(host)) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}
+
+
+@first_verify_only
+def test_a_partial_key_set_is_refused_on_the_converged_host_and_nothing_changes(host):
+    """The fresh-host scenario proves the same refusal on a host that has nothing yet."""
+    files = "%s/docker-compose-mcp.yml %s/secrets/mcp-stack.json" % (ROOT, ROOT)
+    before = (host.check_output("sha256sum " + files), {name: entry["ID"] for name, entry in mcp_containers(host).items()})
+    secrets = dict(scenario_secrets())
+    del secrets["tiktok_client_secret"]
+    rc, output = run_site("-e", json.dumps({"mcp_stack_secrets": secrets}))
+    assert_refused(rc, output, host.backend.host,
+                   "mcp_stack_secrets gives tiktok_client_key, tiktok_refresh_token but not tiktok_client_secret, "
+                   "which tiktok-mcp also needs; add mcp_stack_secrets.tiktok_client_secret to deploy tiktok-mcp")
+    for secret in secrets.values():
+        assert secret not in output
+    assert (host.check_output("sha256sum " + files), {name: entry["ID"] for name, entry in mcp_containers(host).items()}) == before

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Managed by homelab.core.mcp_stack: the MCP stack's status page.
 
 Reads one JSON file per deployed server from /etc/mcp-dashboard/servers.d ({name, url, endpoint}),

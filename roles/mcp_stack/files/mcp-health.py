@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Managed by homelab.core.mcp_stack: health check of an MCP server inside its container.
 
 Usage: mcp-health URL. A URL ending in /mcp gets a real MCP `initialize` (Streamable HTTP); any

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Managed by homelab.core.mcp_stack: seed tiktok-studio-mcp's credentials file once, then run the server.
 
 tiktok-studio-mcp keeps client_key, client_secret and refresh_token in

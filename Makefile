@@ -40,6 +40,9 @@ lint: setup  ## yamllint, ansible-lint (production profile), module sanity, coll
 	$(BIN)/python tests/scripts/role_docs.py --check
 
 unit: setup  ## Unit tests for modules and module_utils.
+	@# The backup tool's tests run the real age and rsync (Debian packages).
+	command -v age >/dev/null && command -v rsync >/dev/null || { test "$$(id -u)" -eq 0 \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends age rsync >/dev/null; }
 	$(BIN)/pytest
 
 # Plain, unwrapped output whatever TERM says: the log is read by people, CI's tail and

@@ -68,6 +68,7 @@ SERVICE_KEYS = frozenset(
         "credentials",  # [secret names]: the service is deployed only when the inventory gives every one
         "build",  # {base: image, dockerfile, files: [{path, content, mode}], args}: built on the host (see builds)
         "publish_via",  # service name: `port` is published on that service (a gateway), host and container alike
+        "backup",  # {postgres: {user, password_secret}} | {redis: {config}} | {models: [paths]} (see _backup)
     ]
 )
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")

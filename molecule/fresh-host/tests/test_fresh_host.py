@@ -16,9 +16,10 @@ NOT_A_TOKEN = "bm90LWEtdG9rZW4tYXQtYWxs"
 
 def assert_still_fresh(host):
     """What any run on this host must not have done: install packages or create the stack."""
-    installed = host.run("dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' docker.io docker-compose python3-apt openssh-client")
+    installed = host.run("dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' docker.io docker-compose python3-apt openssh-client age")
     assert " ii" not in installed.stdout, installed.stdout
-    for path in ("/opt/homelab", "/etc/docker", "/data/coolify", "/etc/ansible/facts.d/homelab_gpu.fact"):
+    for path in ("/opt/homelab", "/etc/docker", "/data/coolify", "/etc/ansible/facts.d/homelab_gpu.fact",
+                 "/var/backups/homelab", "/etc/homelab", "/usr/local/sbin/homelab-backup"):
         assert not host.file(path).exists, path
 
 
@@ -87,3 +88,67 @@ def test_a_standalone_stack_run_without_a_gpu_decision_fails_before_anything_cha
     rc, output = run_site(playbook="playbooks/main_stack.yml")
     assert_refused(rc, output, host.backend.host, "/etc/ansible/facts.d/homelab_gpu.fact is missing, so the stack cannot tell whether to reserve the GPU;")
     assert_still_fresh(host)
+
+
+# --- Backups and restores refused before anything changes -----------------------------------
+
+RECIPIENT = "age1cratkq57les6908fut5ha0c9pf8ga77e5vnj449hmfa5k64q3gesw4e59l"
+BACKUPS = "/tmp/homelab-test-backups"
+
+
+def fake_backup(host, name, damage=False):
+    """A backup directory with a manifest (no real dumps): enough for the checks that run before anything changes."""
+    script = (
+        "import hashlib, json, os, sys; d = sys.argv[1]; os.makedirs(d, exist_ok=True); "
+        "open(d + '/data.tar.gz', 'wb').write(b'not really an archive'); "
+        "files = {n: {'size': os.path.getsize(d + '/' + n), 'sha256': hashlib.sha256(open(d + '/' + n, 'rb').read()).hexdigest()} "
+        "for n in ['data.tar.gz']}; "
+        "json.dump({'format': 1, 'files': files, 'created': 'x', 'collection_version': 'x'}, open(d + '/manifest.json', 'w'))"
+    )
+    host.check_output("python3 -c \"%s\" %s/%s" % (script, BACKUPS, name))
+    if damage:
+        host.check_output("echo tampered >> %s/%s/data.tar.gz" % (BACKUPS, name))
+
+
+@pytest.mark.parametrize(
+    "extra_vars, sentence",
+    [
+        ({"backup_age_recipients": []},
+         "backup_age_recipients is empty: secrets go into a backup only encrypted, so give at least one age public key"),
+        ({"backup_age_recipients": ["ssh-ed25519 AAAA"]},
+         "backup_age_recipients has ssh-ed25519 AAAA, which is not an age public key;"),
+        ({"backup_age_recipients": [RECIPIENT], "backup_destination": "/opt/homelab"},
+         "backup_destination must be an absolute path outside homelab_root and its data tree, not /opt/homelab."),
+    ],
+    ids=["no-recipient", "not-an-age-key", "destination-inside-root"],
+)
+def test_a_backup_with_bad_settings_is_refused_before_anything_changes(host, extra_vars, sentence):
+    rc, output = run_site("-e", json.dumps(extra_vars), playbook="playbooks/backup.yml")
+    assert_refused(rc, output, host.backend.host, sentence)
+    assert_still_fresh(host)
+
+
+@pytest.mark.parametrize(
+    "name, damage, extra_vars, sentence",
+    [
+        (None, False, {},
+         "no completed backup in %s; copy one there (or set backup_destination) before restoring." % BACKUPS),
+        ("20261203T051500Z", True, {},
+         "backup %s/20261203T051500Z is damaged and is not restored, nothing was changed: data.tar.gz has" % BACKUPS),
+        ("20261203T051500Z", False, {"backup_restore_name": "20251203T051500Z"},
+         "backup_restore_name 20251203T051500Z is not in %s (there: 20261203T051500Z)." % BACKUPS),
+        ("20261203T051500Z", False, {"backup_restore_identity_file": "/root/no-such-identity.txt"},
+         "backup_restore_identity_file /root/no-such-identity.txt does not exist on"),
+    ],
+    ids=["no-backup", "damaged-backup", "unknown-backup-name", "no-identity"],
+)
+def test_a_restore_that_cannot_succeed_is_refused_before_anything_changes(host, name, damage, extra_vars, sentence):
+    host.check_output("rm -rf %s && mkdir -p %s" % (BACKUPS, BACKUPS))
+    if name:
+        fake_backup(host, name, damage=damage)
+    extra = dict({"backup_destination": BACKUPS, "backup_age_recipients": [RECIPIENT]}, **extra_vars)
+    rc, output = run_site("-e", json.dumps(extra), playbook="playbooks/restore.yml")
+    assert_refused(rc, output, host.backend.host, sentence)
+    assert "PLAY [Install and configure Docker Engine" not in output
+    assert_still_fresh(host)
+    host.check_output("rm -rf %s" % BACKUPS)

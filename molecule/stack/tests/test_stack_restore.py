@@ -4,7 +4,6 @@ afresh and restored, and the data compared. Runs last in the first verify (the f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess

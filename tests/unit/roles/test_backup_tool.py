@@ -146,7 +146,7 @@ def test_a_missing_or_extra_file_is_refused(tool, host, capsys):
 
 
 def test_only_backup_keep_backups_stay_and_pruning_waits_for_a_verified_one(tool, host, capsys):
-    names = [backup(tool, host, capsys)["name"] for _ in range(3)]
+    names = [backup(tool, host, capsys)["name"] for _attempt in range(3)]
     assert tool.completed(str(host["destination"])) == names[1:]
     # A backup that fails to verify is not renamed and prunes nothing.
     assert call(tool, host, "begin") == 0

@@ -152,3 +152,20 @@ def test_a_restore_that_cannot_succeed_is_refused_before_anything_changes(host, 
     assert "PLAY [Install and configure Docker Engine" not in output
     assert_still_fresh(host)
     host.check_output("rm -rf %s" % BACKUPS)
+
+
+@pytest.mark.parametrize(
+    "extra_vars, sentence",
+    [
+        ({"backup_age_recipients": []},
+         "backup_age_recipients is empty: secrets go into a backup only encrypted, so give at least one age public key"),
+        ({"backup_age_recipients": [RECIPIENT]},
+         "The main stack (compose project homelab) is not deployed on homelab-molecule-fresh-host, so there is nothing to "
+         "update; run site.yml first."),
+    ],
+    ids=["update-without-recipient", "update-before-any-deploy"],
+)
+def test_an_update_that_cannot_succeed_is_refused_before_anything_changes(host, extra_vars, sentence):
+    rc, output = run_site("-e", json.dumps(extra_vars), playbook="playbooks/update.yml")
+    assert_refused(rc, output, host.backend.host, sentence)
+    assert_still_fresh(host)

@@ -182,6 +182,25 @@ def redis_config(cid, config_path, key):
     return redis_value(lines[-1].split(") ", 1)[-1]) if len(lines) >= 2 else ""
 
 
+def persistence(cid, conf):
+    """INFO persistence as a dict (the --no-raw reply is one quoted string with \\r\\n escapes)."""
+    text = redis_cli(cid, conf, "INFO", "persistence").strip('"').replace("\\r\\n", "\n")
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def rewrite_aof(cid, conf, service, deadline):
+    redis_cli(cid, conf, "BGREWRITEAOF", allow_error="already in progress")
+    while True:
+        info = persistence(cid, conf)
+        if info.get("aof_rewrite_in_progress") == "0" and info.get("aof_rewrite_scheduled") == "0":
+            break
+        if time.monotonic() > deadline:
+            raise Failure("%s: the AOF rewrite kept running past backup_redis_timeout." % service)
+        time.sleep(0.5)
+    if info.get("aof_last_bgrewrite_status") != "ok":
+        raise Failure("%s: the AOF rewrite failed; see its log (INFO persistence)." % service)
+
+
 # --- Backup steps -------------------------------------------------------------------------
 
 def step_postgres(config, args):
@@ -220,8 +239,9 @@ def step_redis(config, args):
         while redis_value(redis_cli(cid, conf, "TIME").splitlines()[0].split(") ", 1)[-1]) == before:
             time.sleep(0.2)
         deadline = time.monotonic() + config.get("redis_timeout", 300)
+        # SCHEDULE: during an AOF rewrite the save runs once the rewrite ends, instead of an error.
         while True:
-            reply = redis_cli(cid, conf, "BGSAVE", allow_error="already in progress")
+            reply = redis_cli(cid, conf, "BGSAVE", "SCHEDULE", allow_error="already in progress")
             if "already in progress" not in reply:
                 break
             if time.monotonic() > deadline:
@@ -233,8 +253,7 @@ def step_redis(config, args):
                 raise Failure("%s: LASTSAVE did not move within backup_redis_timeout (%s s); see its log."
                               % (entry["service"], config.get("redis_timeout", 300)))
             time.sleep(0.5)
-        info = redis_cli(cid, conf, "INFO", "persistence")
-        if "rdb_last_bgsave_status:ok" not in info:
+        if persistence(cid, conf).get("rdb_last_bgsave_status") != "ok":
             raise Failure("%s: the background save failed; see its log (INFO persistence)." % entry["service"])
         source = os.path.join(config["data_root"], entry["data_path"])
         target = os.path.join(path, "redis", entry["service"])
@@ -244,6 +263,9 @@ def step_redis(config, args):
         shutil.copyfile(rdb, os.path.join(target, "dump.rdb"))
         files.append(os.path.relpath(os.path.join(target, "dump.rdb"), path))
         if redis_config(cid, conf, "appendonly") == "yes":
+            # With the AOF on, Redis loads only the AOF at start (never dump.rdb): rewrite it to a fresh
+            # base first, so the copied directory is one consistent snapshot.
+            rewrite_aof(cid, conf, entry["service"], deadline)
             aof = redis_config(cid, conf, "appenddirname") or "appendonlydir"
             archive = os.path.join(target, "appendonlydir.tar")
             run(["tar", "--create", "--file", archive, "--numeric-owner", "-C", source, aof])
@@ -487,6 +509,46 @@ def restore_files(config, args):
     return {"restored": "files", "data_root": config["data_root"]}
 
 
+def restore_data(config, args):
+    """Put back only the given data paths (a rolled-back service's), keeping what is there now aside.
+
+    Each path is moved to <path>.before-rollback-<backup> (nothing is deleted), extracted fresh from
+    the archive, and the parts the archive leaves out (models) are moved back from the kept copy.
+    """
+    path = restore_path(args)
+    archive = os.path.join(path, "data.tar.gz")
+    # Paths the archive leaves out whole (a live database) have nothing to put back; a path inside
+    # another one comes back with it.
+    wanted = sorted({item.strip("/") for item in args.path} - {item.strip("/") for item in config.get("exclude", [])})
+    args.path = [item for item in wanted if not any(item.startswith(other + "/") for other in wanted)]
+    members = set(run(["tar", "--list", "--gzip", "--file", archive]).stdout.decode().splitlines())
+    missing = [item for item in args.path if "./%s/" % item.strip("/") not in members and "./%s" % item.strip("/") not in members]
+    if missing:
+        raise Failure("backup %s holds no %s; nothing was moved." % (args.name, ", ".join(missing)))
+    moved = []
+    for item in args.path:
+        item = item.strip("/")
+        live = os.path.join(config["data_root"], item)
+        kept = "%s.before-rollback-%s" % (live, args.name)
+        if os.path.lexists(live):
+            if os.path.lexists(kept):
+                shutil.rmtree(kept)
+            os.rename(live, kept)
+        run(["tar", "--extract", "--gzip", "--file", archive, "--numeric-owner", "--same-permissions", "--xattrs",
+             "-C", config["data_root"], "./" + item])
+        for excluded in config.get("exclude", []):
+            if excluded.startswith(item + "/") and os.path.lexists(os.path.join(kept, excluded[len(item) + 1:])):
+                target = os.path.join(config["data_root"], excluded)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                elif os.path.lexists(target):
+                    os.remove(target)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.rename(os.path.join(kept, excluded[len(item) + 1:]), target)
+        moved.append({"path": live, "kept": kept})
+    return {"restored": moved}
+
+
 def restore_redis(config, args):
     """Put the RDB (and AOF) back while the Redis containers are stopped."""
     path = restore_path(args)
@@ -607,6 +669,7 @@ COMMANDS = {
     "restore-start": restore_start,
     "restore-files": restore_files,
     "restore-redis": restore_redis,
+    "restore-data": restore_data,
     "restore-postgres": restore_postgres,
 }
 # These run before the tool and its plan are installed (a fresh host): they take paths as arguments.
@@ -622,6 +685,7 @@ def main(argv=None):
     parser.add_argument("--destination", default="", help="where backups are (restore-check, restore-secrets)")
     parser.add_argument("--root", default="/opt/homelab", help="the project root (restore-check, restore-secrets)")
     parser.add_argument("--identity", default="", help="the age identity file (restore-secrets)")
+    parser.add_argument("--path", action="append", default=[], help="a data path to put back (restore-data)")
     args = parser.parse_args(argv)
     try:
         config = {}
@@ -630,7 +694,7 @@ def main(argv=None):
                 config = json.load(stream)
             args.destination = args.destination or config["destination"]
             args.root = config["root"]
-        if args.command in ("restore-files", "restore-redis", "restore-postgres"):
+        if args.command in ("restore-files", "restore-redis", "restore-postgres", "restore-data"):
             args.name = chosen(args.destination, args.name)
         result = COMMANDS[args.command](config, args)
     except (Failure, OSError) as error:

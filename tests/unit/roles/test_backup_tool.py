@@ -212,3 +212,21 @@ def test_sql_quoting_and_redis_replies(tool):
     assert tool.redis_value("(integer) 1733203200") == "1733203200"
     assert tool.redis_value('"yes"') == "yes"
     assert tool.human(1536) == "1.5 KiB"
+
+
+def test_a_rolled_back_services_data_comes_back_and_what_was_there_is_kept(tool, host, capsys):
+    result = backup(tool, host, capsys)
+    ollama = host["data"] / "ollama"
+    (ollama / "id_ed25519").write_text("migrated by a new version")
+    (ollama / "MIGRATED").write_text("schema 2")
+    assert call(tool, host, "restore-data", "--name", result["name"], "--path", "ollama") == 0, capsys.readouterr().err
+    assert (ollama / "id_ed25519").read_text() == "ollama key"
+    assert not (ollama / "MIGRATED").exists()
+    # The models are not in the archive: they move back from the kept copy.
+    assert (ollama / "models" / "blobs" / "sha256-0").read_bytes() == b"model blob"
+    kept = host["data"] / ("ollama.before-rollback-%s" % result["name"])
+    assert (kept / "MIGRATED").read_text() == "schema 2"
+    # A path the backup does not hold moves nothing.
+    capsys.readouterr()
+    assert call(tool, host, "restore-data", "--name", result["name"], "--path", "nothing-here") == 1
+    assert "holds no nothing-here; nothing was moved" in capsys.readouterr().err

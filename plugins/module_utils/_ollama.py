@@ -25,6 +25,7 @@ _REST = {
     "model": _ALNUM_ | frozenset("-_."),
     "tag": _ALNUM_ | frozenset("-_."),
 }
+_EXTRAS = {"host": "'_-.:'", "namespace": "'_-'", "model": "'_-.'", "tag": "'_-.'"}
 _MAX_LEN = {"host": 350, "namespace": 80, "model": 80, "tag": 80}
 MILESTONES = (0, 25, 50, 75, 100)
 
@@ -97,8 +98,8 @@ def parse_name(text):
     for kind, value in zip(("host", "namespace", "model", "tag"), name):
         if _invalid_part(kind, value):
             raise ValueError(
-                "model name %r has an invalid %s %r: use letters, digits, '_' and '-'%s, starting with a letter, "
-                "digit or '_'" % (text, kind, value, {"host": ", '.' and ':'", "namespace": ""}.get(kind, " and '.'"))
+                "model name %r has an invalid %s %r: it may hold letters, digits and %s, starting with a letter, "
+                "a digit or '_', at most %d characters" % (text, kind, value, _EXTRAS[kind], _MAX_LEN[kind])
             )
     return name
 

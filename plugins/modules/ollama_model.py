@@ -18,7 +18,7 @@ author:
   - homelab.core maintainers (@homelab-core)
 
 description:
-  - Makes one model present (pulled) or absent (deleted) on an Ollama server, through its HTTP API at O(url):
+  - Makes one model present (pulled) or absent (deleted) on an Ollama server, through its HTTP API at O(url), with
     C(GET /api/tags) to see what is installed, a streamed C(POST /api/pull) and C(DELETE /api/delete).
   - Names are matched the way Ollama normalises them, case-insensitively, so V(llama3), V(llama3:latest) and
     V(registry.ollama.ai/library/llama3:latest) are the same model.

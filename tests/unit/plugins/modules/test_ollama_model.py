@@ -96,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/tags":
             return self._reply(200, state.tags())
         if self.path.startswith("/v2/"):
-            repo, _, tag = self.path[4:].partition("/manifests/")
+            repo, _sep, tag = self.path[4:].partition("/manifests/")
             doc = state.registry.get("%s:%s" % (repo, tag))
             if state.registry_status != 200 or doc is None:
                 return self._reply(state.registry_status if state.registry_status != 200 else 404,
@@ -288,9 +288,8 @@ def test_stream_without_success_line_fails(run, server):
 
 
 def test_total_timeout_fails_naming_timeout(run, server):
-    server.state.pull_script = [{"status": "pulling manifest"}] + [
-        item for _ in range(30) for item in (("sleep", 0.1), {"status": "pulling " + LAYER[7:19], "digest": LAYER,
-                                                                "total": 10, "completed": 1})]
+    slow_line = {"status": "pulling " + LAYER[7:19], "digest": LAYER, "total": 10, "completed": 1}
+    server.state.pull_script = [{"status": "pulling manifest"}] + [("sleep", 0.1), slow_line] * 30
     started = time.monotonic()
     result = run(name="llama3", timeout=1)
     assert result["failed"] is True and "timeout=1 seconds" in result["msg"]

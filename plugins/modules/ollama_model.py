@@ -96,13 +96,13 @@ options:
     default: https://registry.ollama.ai
   validate_certs:
     description:
-      - Verify TLS certificates: the registry's, and Ollama's when O(url) is C(https).
+      - Verify TLS certificates (the registry's, and Ollama's when O(url) is C(https)).
     type: bool
     default: true
 
 notes:
-  - Progress is logged on the managed host with the module's log (syslog or the journal) at 0, 25, 50, 75 and 100 percent
-    of each layer, so a long pull can be followed there; RV(progress) has the same milestones.
+  - Progress is logged on the managed host with the module's log (syslog or the journal) at 0, 25, 50, 75 and 100
+    percent of each layer, so a long pull can be followed there; RV(progress) has the same milestones.
   - The manifest is only fetched when a pull is going to happen (and O(models_path) is set) or, in check mode, when
     O(update=true).
 """
@@ -302,14 +302,15 @@ class OllamaModel:
         try:
             response = self._open("POST", "/api/pull", payload, timeout=read_timeout)
         except urllib.error.HTTPError as error:
-            raise PullFailed("Ollama refused the pull (HTTP %s): %s" % (error.code, _api_message(error.read()))) from None
+            message = _api_message(error.read())
+            raise PullFailed("Ollama refused the pull (HTTP %s): %s" % (error.code, message)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             raise PullFailed("Cannot reach Ollama at %s: %s" % (self.url, getattr(error, "reason", error))) from None
         with response:
             while True:
                 if time.monotonic() > deadline:
-                    raise PullFailed("The pull did not finish within timeout=%d seconds; raise timeout for large models."
-                                     % self.params["timeout"])
+                    raise PullFailed("The pull did not finish within timeout=%d seconds; raise timeout for large "
+                                     "models." % self.params["timeout"])
                 try:
                     raw = response.readline()
                 except (socket.timeout, TimeoutError):

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, homelab.core maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The plan of the ollama_models role: the listed models, checked, and the installed ones to prune."""
+"""The plan of the homelab.core.ollama role: the listed models, checked, and the installed ones to prune."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ansible_collections.homelab.core.plugins.module_utils._ollama import parse_
 
 DOCUMENTATION = r"""
 name: ollama_models_plan
-short_description: Check and normalise ollama_models_list, and say which installed models it does not list
+short_description: Check and normalise ollama_models, and say which installed models it does not list
 version_added: 1.0.0
 author:
   - homelab.core maintainers (@homelab-core)
@@ -20,7 +20,7 @@ description:
   - Names are parsed as Ollama parses them, so a name Ollama would refuse is refused here, before any model changes.
 options:
   _input:
-    description: The list (the C(ollama_models_list) variable).
+    description: The list (the C(ollama_models) variable).
     type: list
     elements: raw
     required: true
@@ -37,8 +37,8 @@ options:
 EXAMPLES = r"""
 - name: Check the list of models
   ansible.builtin.assert:
-    that: (ollama_models_list | homelab.core.ollama_models_plan).problem == ''
-    fail_msg: "{{ (ollama_models_list | homelab.core.ollama_models_plan).problem }}"
+    that: (ollama_models | homelab.core.ollama_models_plan).problem == ''
+    fail_msg: "{{ (ollama_models | homelab.core.ollama_models_plan).problem }}"
 """
 
 RETURN = r"""
@@ -65,7 +65,7 @@ _KEYS = ("name", "state", "update")
 
 def _entry(index, entry, update):
     """(normalised dict, None) or (None, problem sentence)."""
-    where = "ollama_models_list entry %d (%r)" % (index + 1, entry)
+    where = "ollama_models entry %d (%r)" % (index + 1, entry)
     if isinstance(entry, str):
         entry = {"name": entry}
     if not isinstance(entry, dict):
@@ -92,7 +92,7 @@ def ollama_models_plan(models, update=False, installed=None):
     if models is None:
         models = []
     if not isinstance(models, list):
-        problem = "ollama_models_list must be a list of models; %s for each." % _FIX
+        problem = "ollama_models must be a list of models; %s for each." % _FIX
         return {"problem": problem, "models": [], "prune": []}
     planned, seen = [], {}
     for index, entry in enumerate(models):
@@ -100,7 +100,7 @@ def ollama_models_plan(models, update=False, installed=None):
         if problem:
             return {"problem": problem, "models": [], "prune": []}
         if normalised["_key"] in seen:
-            return {"problem": "ollama_models_list lists %s twice (entries %d and %d); keep one entry per model."
+            return {"problem": "ollama_models lists %s twice (entries %d and %d); keep one entry per model."
                     % (normalised["name"], seen[normalised["_key"]] + 1, index + 1), "models": [], "prune": []}
         seen[normalised["_key"]] = index
         planned.append(normalised)

@@ -20,7 +20,7 @@ def test_strings_and_dicts_are_normalised_with_the_default_update():
 
 
 @pytest.mark.parametrize("models, words", [
-    (["llama3", "bad name!"], ["ollama_models_list entry 2", "invalid model"]),
+    (["llama3", "bad name!"], ["ollama_models entry 2", "invalid model"]),
     ([{"name": "m", "tag": "7b"}], ["unknown key(s) tag"]),
     ([{"state": "absent"}], ["has no name"]),
     ([{"name": "m", "state": "latest"}], ["state 'latest'", "present or absent"]),
@@ -31,7 +31,7 @@ def test_strings_and_dicts_are_normalised_with_the_default_update():
 ])
 def test_a_bad_entry_is_one_sentence_naming_ollama_models(models, words):
     plan = ollama_models_plan(models)
-    assert plan["models"] == [] and plan["problem"].startswith("ollama_models_list") and plan["problem"].endswith(".")
+    assert plan["models"] == [] and plan["problem"].startswith("ollama_models") and plan["problem"].endswith(".")
     for word in words:
         assert word in plan["problem"]
 

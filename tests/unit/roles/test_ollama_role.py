@@ -78,26 +78,26 @@ def test_first_run_pulls_second_run_changes_nothing_then_prune_removes_the_unlis
     url = ollama[0]
     models = ["llama3.2", "qwen2.5-coder:7b", {"name": "registry.ollama.ai/library/nomic-embed-text"}]
 
-    checked = play(ollama, check=True, ollama_models_list=models)
+    checked = play(ollama, check=True, ollama_models=models)
     assert checked["rc"] == 0 and checked["changed"] == 1 and installed(url) == []
 
-    first = play(ollama, ollama_models_list=models)
+    first = play(ollama, ollama_models=models)
     assert first["rc"] == 0 and first["changed"] == 1
     assert installed(url) == ["llama3.2:latest", "nomic-embed-text:latest", "qwen2.5-coder:7b"]
 
-    second = play(ollama, ollama_models_list=models)
+    second = play(ollama, ollama_models=models)
     assert second["rc"] == 0 and second["changed"] == 0, second["stdout"]
 
-    pruned = play(ollama, ollama_models_list=["llama3.2:latest"], ollama_models_prune=True)
+    pruned = play(ollama, ollama_models=["llama3.2:latest"], ollama_models_prune=True)
     assert pruned["rc"] == 0 and pruned["changed"] == 1
     assert installed(url) == ["llama3.2:latest"]
-    again = play(ollama, ollama_models_list=["llama3.2:latest"], ollama_models_prune=True)
+    again = play(ollama, ollama_models=["llama3.2:latest"], ollama_models_prune=True)
     assert again["rc"] == 0 and again["changed"] == 0
 
 
 def test_a_bad_entry_is_refused_before_any_model_changes(ollama):
     url = ollama[0]
-    result = play(ollama, ollama_models_list=["llama3.2", {"name": "mistral", "tag": "7b"}])
+    result = play(ollama, ollama_models=["llama3.2", {"name": "mistral", "tag": "7b"}])
     assert result["rc"] != 0 and result["failed"] == 1 and result["changed"] == 0
-    assert "ollama_models_list entry 2" in result["stdout"] and "unknown key(s) tag" in result["stdout"]
+    assert "ollama_models entry 2" in result["stdout"] and "unknown key(s) tag" in result["stdout"]
     assert installed(url) == []

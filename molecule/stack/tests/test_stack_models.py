@@ -64,5 +64,6 @@ def test_a_bad_model_entry_is_refused_before_anything_changes(host):
     rc, output = models("llama3.2:3b", {"name": "qwen3:8b", "state": "gone"})
     assert rc != 0, output
     assert recap_changed(output, TARGET) == 0, output
-    assert "ollama_models[1] has state 'gone'; use present or absent." in " ".join(output.split())
+    folded = " ".join(output.split())
+    assert "ollama_models entry 2 (" in folded and "has state 'gone'; use present or absent." in folded
     assert installed(host) == before

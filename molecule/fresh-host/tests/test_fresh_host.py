@@ -169,3 +169,11 @@ def test_an_update_that_cannot_succeed_is_refused_before_anything_changes(host, 
     rc, output = run_site("-e", json.dumps(extra_vars), playbook="playbooks/update.yml")
     assert_refused(rc, output, host.backend.host, sentence)
     assert_still_fresh(host)
+
+
+def test_a_bad_model_list_is_refused_before_anything_changes(host):
+    rc, output = run_site("-e", json.dumps({"ollama_models": [{"name": "llama3.2:3b", "state": "gone"}]}),
+                          playbook="playbooks/models.yml")
+    folded = assert_refused(rc, output, host.backend.host, "has state 'gone'; use present or absent.")
+    assert "ollama_models entry 1 (" in folded
+    assert_still_fresh(host)

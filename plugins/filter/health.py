@@ -12,11 +12,13 @@ author:
   - homelab.core maintainers (@homelab-core)
 description:
   - One line per service with its state, the URL to open and the probe's latency, under a header line.
+  - Given a mapping of host to services instead (a fleet, as C(playbooks/health.yml) collects it), one table for
+    every host, with a HOST column first. A host whose value is not a list gets one line saying it has no report.
 options:
   _input:
-    description: The C(services) list that M(homelab.core.stack_health) returns.
-    type: list
-    elements: dict
+    description:
+      - The C(services) list that M(homelab.core.stack_health) returns, or a mapping of inventory host name to such a list.
+    type: raw
     required: true
 """
 
@@ -24,6 +26,10 @@ EXAMPLES = r"""
 - name: Show the stack
   ansible.builtin.debug:
     msg: "{{ health.services | homelab.core.health_table }}"
+
+- name: Show the fleet
+  ansible.builtin.debug:
+    msg: "{{ {'gpu-1': gpu_1_services, 'control': control_services} | homelab.core.health_table }}"
 """
 
 RETURN = r"""
@@ -34,17 +40,28 @@ _value:
 """
 
 _ROW = "%-18s %-9s %-40s %s"
+_HOST = "%-20s "
+_HEADER = ("SERVICE", "STATE", "URL", "LATENCY")
+
+
+def _row(entry):
+    probe = entry.get("probe") or {}
+    target = probe.get("target") or "-"
+    latency = "%d ms" % probe["latency_ms"] if probe.get("latency_ms") is not None else "-"
+    state = "healthy" if entry.get("healthy") else "UNHEALTHY"
+    return (entry.get("service") or "-", state, target if target.startswith("http") else "-", latency)
 
 
 def health_table(services):
-    lines = [_ROW % ("SERVICE", "STATE", "URL", "LATENCY")]
-    for entry in services:
-        probe = entry.get("probe") or {}
-        target = probe.get("target") or "-"
-        latency = "%d ms" % probe["latency_ms"] if probe.get("latency_ms") is not None else "-"
-        state = "healthy" if entry.get("healthy") else "UNHEALTHY"
-        lines.append(_ROW % (entry.get("service") or "-", state, target if target.startswith("http") else "-", latency))
-    return lines
+    if isinstance(services, dict):
+        lines = [(_HOST % "HOST") + _ROW % _HEADER]
+        for host in services:
+            if not isinstance(services[host], list):
+                lines.append((_HOST % host) + _ROW % ("-", "NO REPORT", "-", "-"))
+                continue
+            lines.extend((_HOST % host) + _ROW % _row(entry) for entry in services[host])
+        return lines
+    return [_ROW % _HEADER] + [_ROW % _row(entry) for entry in services]
 
 
 class FilterModule:

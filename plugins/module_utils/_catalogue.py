@@ -17,6 +17,9 @@ Stack definition keys:
 ``compose_file``    compose file name inside ``root``
 ``secrets_file``    persisted secrets, relative to ``root``
 ``bind_address``    address every published port binds to
+``placements``      the inventory groups whose services run on this host (see _fleet); absent: all of them
+``private_address`` the host's address on the fleet's private network: services with ``fleet_port`` also
+                    publish their port there ('' or absent: loopback only)
 ``image_registry``  registry host that replaces every image's registry ('' keeps them)
 ``networks``        compose networks (name -> compose network definition)
 ``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist, credential}
@@ -55,7 +58,7 @@ SERVICE_KEYS = frozenset(
         "gpu",  # bool: reserve the GPU when the host has one
         "user",  # compose `user:`
         "data",  # [{path, target?, owner, group, mode}] under data_root
-        "env",  # {NAME: value} written to env/<service>.env
+        "env",  # {NAME: value} written to env/<service>.env; a null value leaves NAME out
         "secret_files",  # [{secret, target, owner, path?}] mounted read-only
         "config_files",  # [{path, target, owner, group, mode, content, dir_group?, base?, with_service?}], read-only
         "probe",  # {path} HTTP GET on the published port; {} for container health only
@@ -69,8 +72,11 @@ SERVICE_KEYS = frozenset(
         "build",  # {base: image, dockerfile, files: [{path, content, mode}], args}: built on the host (see builds)
         "publish_via",  # service name: `port` is published on that service (a gateway), host and container alike
         "backup",  # {postgres: {user, password_secret}} | {redis: {config}} | {models: [paths]} (see _backup)
+        "placement",  # gpu_nodes | control (default): the inventory group whose hosts run the service (see _fleet)
+        "fleet_port",  # bool: `port` is also published on the stack's private_address, for the fleet's control hosts
     ]
 )
+DEFAULT_PLACEMENT = "control"
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
 PLACEHOLDER = re.compile(r"<<(secret|port):([A-Za-z0-9_.-]+)>>")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -107,8 +113,11 @@ def resolve_services(stack):
         if name is not None:
             services[name]["port"] = port
     inventory = stack.get("inventory_secrets") if isinstance(stack.get("inventory_secrets"), dict) else {}
+    placements = stack.get("placements")
     for entry in services.values():
         entry["enabled"] = _truthy(entry.get("enabled", True))
+        if placements is not None and entry.get("placement", DEFAULT_PLACEMENT) not in placements:
+            entry["enabled"] = False
         entry["gpu"] = _truthy(entry.get("gpu", False))
         _given, missing = credentials_given(entry, inventory)
         if missing:
@@ -531,6 +540,9 @@ def references_secret(text):
 def _env_text(stack, name, entry, values, services):
     lines = [ENV_HEADER % stack["name"]]
     for key, value in (entry.get("env") or {}).items():
+        if value is None:
+            # A null value leaves the variable out (OLLAMA_BASE_URLS on a single box).
+            continue
         if isinstance(value, bool):
             value = "true" if value else "false"
         lines.append("%s=%s\n" % (key, expand(value, values, services)))
@@ -756,6 +768,10 @@ def compose_document(stack, services, values, gpu_reservation="none"):
             if services[other].get("publish_via") == name and services[other].get("port") is not None
         ]
         ports += ["%s:%d:%d" % (stack["bind_address"], item["host"], item["container"]) for item in entry.get("extra_ports") or []]
+        if entry.get("fleet_port") and entry.get("port") is not None and stack.get("private_address"):
+            private = stack["private_address"]
+            ports.append("%s:%d:%d" % ("[%s]" % private if ":" in private else private, entry["port"],
+                                       entry.get("container_port", entry["port"])))
         if ports:
             service["ports"] = ports
         if entry.get("env"):

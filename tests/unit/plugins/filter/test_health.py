@@ -17,3 +17,17 @@ def test_table_has_a_header_and_one_row_per_service():
     assert lines[1].split() == ["ollama", "healthy", "http://127.0.0.1:11434/api/version", "4", "ms"]
     assert lines[2].split() == ["coolify-db", "healthy", "-", "-"]
     assert lines[3].split() == ["n8n", "UNHEALTHY", "-", "-"]
+
+
+def test_a_fleet_gets_one_table_with_a_host_column_and_a_line_for_a_host_without_report():
+    lines = health_table(
+        {
+            "control-1": [{"service": "open-webui", "healthy": True, "probe": {"target": "http://127.0.0.1:3000/health", "latency_ms": 7}}],
+            "gpu-1": [{"service": "ollama", "healthy": False, "probe": {"target": "http://127.0.0.1:11434/api/version", "latency_ms": None}}],
+            "gpu-2": None,
+        }
+    )
+    assert lines[0].split() == ["HOST", "SERVICE", "STATE", "URL", "LATENCY"]
+    assert lines[1].split() == ["control-1", "open-webui", "healthy", "http://127.0.0.1:3000/health", "7", "ms"]
+    assert lines[2].split() == ["gpu-1", "ollama", "UNHEALTHY", "http://127.0.0.1:11434/api/version", "-"]
+    assert lines[3].split() == ["gpu-2", "-", "NO", "REPORT", "-", "-"]

@@ -1,0 +1,183 @@
+# Copyright (c) 2026, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the services of a homelab run when it is several hosts: pure functions, no I/O.
+
+Two inventory groups inside ``homelab`` place the services:
+
+``gpu_nodes``  each runs Ollama and the GPU layer
+``control``    runs everything else: Open-WebUI, n8n, Coolify, cloudflared, the MCP stack
+
+An inventory with neither group, or whose two groups hold the same hosts, is one or more
+single boxes: every host runs every service, exactly as before there were groups. Otherwise it
+is a *fleet*: each host runs what its groups place on it, every GPU node publishes Ollama on its
+``homelab_private_address`` as well as on loopback, and a firewall lets only the control hosts'
+private addresses reach it there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+GPU_NODES = "gpu_nodes"
+CONTROL = "control"
+PLACEMENTS = (GPU_NODES, CONTROL)
+HOMELAB = "homelab"
+ADDRESS_VARIABLE = "homelab_private_address"
+OLLAMA_PORT = 11434
+
+
+def _members(groups, name):
+    return list((groups or {}).get(name) or [])
+
+
+def is_fleet(groups):
+    """True when some host is in exactly one of gpu_nodes and control."""
+    return set(_members(groups, GPU_NODES)) != set(_members(groups, CONTROL))
+
+
+def placements(groups, host):
+    """The groups whose services run on ``host``: both of them for a single box."""
+    if not is_fleet(groups):
+        return list(PLACEMENTS)
+    return [name for name in PLACEMENTS if host in _members(groups, name)]
+
+
+def _host_value(hostvars, host, name, default=None):
+    try:
+        value = hostvars[host][name]
+    except (KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
+def private_address(hostvars, host):
+    return str(_host_value(hostvars, host, ADDRESS_VARIABLE, "") or "").strip()
+
+
+def ollama_port(hostvars, host):
+    """The host port of a node's Ollama: its main_stack_ports.ollama, else the catalogue's."""
+    ports = _host_value(hostvars, host, "main_stack_ports", {})
+    if isinstance(ports, dict) and ports.get("ollama") is not None:
+        return ports["ollama"]
+    return OLLAMA_PORT
+
+
+def publishes_privately(groups, host):
+    """A GPU node publishes Ollama on its private address when some other host is a control host."""
+    return is_fleet(groups) and host in _members(groups, GPU_NODES) and any(
+        other != host for other in _members(groups, CONTROL)
+    )
+
+
+def ollama_urls(groups, hostvars, host, local_url="http://ollama:%d" % OLLAMA_PORT):
+    """Every GPU node's Ollama as ``host`` reaches it: its own through the compose network."""
+    if not is_fleet(groups):
+        return [local_url]
+    urls = []
+    for node in _members(groups, GPU_NODES):
+        if node == host:
+            urls.append(local_url)
+            continue
+        address = private_address(hostvars, node)
+        if ":" in address:
+            address = "[%s]" % address
+        urls.append("http://%s:%s" % (address, ollama_port(hostvars, node)))
+    return urls
+
+
+def allowed_sources(groups, hostvars, host):
+    """The private addresses that may reach ``host``'s Ollama: every other control host's."""
+    return [
+        private_address(hostvars, other) for other in _members(groups, CONTROL) if other != host and private_address(hostvars, other)
+    ]
+
+
+def _address_problem(host, value, role):
+    if not value:
+        return (
+            "%s is not set for %s, a %s host; set it to the host's address on the private network between "
+            "the homelab hosts (for example 10.0.0.11)." % (ADDRESS_VARIABLE, host, role)
+        )
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return "%s of %s (%s) is not an IP address; give the host's address on the private network." % (
+            ADDRESS_VARIABLE,
+            host,
+            value,
+        )
+    if address.is_loopback or address.is_unspecified or address.is_multicast:
+        return (
+            "%s of %s (%s) must be the host's own address on the private network, not a loopback, wildcard "
+            "or multicast one." % (ADDRESS_VARIABLE, host, value)
+        )
+    if address.is_global:
+        return (
+            "%s of %s (%s) is a public address; Ollama has no authentication, so give an address on a private "
+            "network (RFC 1918, a VPN such as WireGuard or Tailscale)." % (ADDRESS_VARIABLE, host, value)
+        )
+    return ""
+
+
+def problems(groups, hostvars):
+    """Every problem with the fleet's inventory, one sentence each naming the host, the group or variable and the fix."""
+    if not is_fleet(groups):
+        return []
+    found = []
+    homelab = _members(groups, HOMELAB)
+    gpu_nodes, control = _members(groups, GPU_NODES), _members(groups, CONTROL)
+    if not control:
+        found.append(
+            "The inventory has gpu_nodes but no control group; add the host that runs Open-WebUI and n8n to control "
+            "(a single box goes in both groups)."
+        )
+    if not gpu_nodes:
+        found.append(
+            "The inventory has a control group but no gpu_nodes; add each host that runs Ollama to gpu_nodes "
+            "(a single box goes in both groups)."
+        )
+    for group, members in ((GPU_NODES, gpu_nodes), (CONTROL, control)):
+        for host in members:
+            if host not in homelab:
+                found.append(
+                    "Host %s is in %s but not in homelab, where homelab.core's plays run; add it to homelab too."
+                    % (host, group)
+                )
+    for host in homelab:
+        if host not in gpu_nodes and host not in control:
+            found.append(
+                "Host %s is in homelab but in neither gpu_nodes nor control; add it to the group of what it runs." % host
+            )
+    seen = {}
+    for host in [h for h in homelab if h in gpu_nodes or h in control]:
+        # Only a node that others reach, or a control host that the nodes let in, needs the address.
+        role = "gpu_nodes" if publishes_privately(groups, host) else "control" if host in control else ""
+        if not role:
+            continue
+        value = private_address(hostvars, host)
+        problem = _address_problem(host, value, role)
+        if problem:
+            found.append(problem)
+        elif value in seen:
+            found.append(
+                "%s %s is given to both %s and %s; give each host its own address." % (ADDRESS_VARIABLE, value, seen[value], host)
+            )
+        else:
+            seen[value] = host
+    return found
+
+
+def fleet_view(groups, hostvars, host):
+    """What the roles read about ``host``'s place in the homelab, in one mapping."""
+    return {
+        "fleet": is_fleet(groups),
+        "placements": placements(groups, host),
+        "gpu_nodes": _members(groups, GPU_NODES),
+        "control": _members(groups, CONTROL),
+        "private_address": private_address(hostvars, host),
+        "publishes_privately": publishes_privately(groups, host),
+        "ollama_urls": ollama_urls(groups, hostvars, host),
+        "allowed_sources": allowed_sources(groups, hostvars, host),
+        "problems": problems(groups, hostvars),
+    }

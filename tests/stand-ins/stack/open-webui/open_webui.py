@@ -12,9 +12,50 @@ Not Open WebUI: no chat, no users, no embedding models. Started by
     when authentication is on, so the stand-in does too;
   - writes into $DATA_DIR (/app/backend/data) on start (webui.db-standin), so a
     data bind mount that is not writable makes it exit 1;
-  - resolves OLLAMA_BASE_URLS (';'-separated) or OLLAMA_BASE_URL, where the
-    image default "/ollama" means http://host.docker.internal:11434.
-Endpoints: GET /health -> {"status": true}; GET /health/db; GET /api/version;
+  - resolves the Ollama URLs as backend/open_webui/config.py does at v0.12.4
+    (every line cited here was read in the 0.12.4 wheel, whose open_webui/ is
+    the repository's backend/open_webui/):
+    OLLAMA_BASE_URL loses one trailing "/" (l. 247-250); when empty it comes
+    from OLLAMA_API_BASE_URL (default http://localhost:11434/api, less "/api";
+    l. 245, 256-257); with ENV=prod (the image's) "/ollama", the image default,
+    means http://host.docker.internal:11434 (l. 259-266). OLLAMA_BASE_URLS, when
+    set, replaces it and is split on ";" with each part strip()ped, nothing more:
+    no "/" removed, empty parts kept (l. 302-305). Not imitated: K8S_FLAG,
+    USE_OLLAMA_DOCKER (l. 260-268) and the 11434 -> 12434 port fallback (l. 271-299);
+  - ENABLE_OLLAMA_API (default True, config.py l. 243);
+  - GET /ollama/ -> {"status": true} (routers/ollama.py l. 227-231; the router is
+    mounted at /ollama, main.py l. 876);
+  - GET /ollama/config -> {"ENABLE_OLLAMA_API": bool, "OLLAMA_BASE_URLS": [...],
+    "OLLAMA_API_CONFIGS": {}} (routers/ollama.py l. 200-209, 277-283). There is
+    no /ollama/urls route at v0.12.4;
+  - GET /ollama/api/tags (routers/ollama.py l. 475-505, get_all_models
+    l. 382-451): 503 {"detail": "The Ollama API is disabled. ..."} when
+    ENABLE_OLLAMA_API is off (l. 486-487, constants.py l. 104); otherwise every
+    URL's /api/tags is asked at once (l. 395-406), with a total timeout of
+    AIOHTTP_CLIENT_TIMEOUT_MODEL_LIST seconds, else
+    AIOHTTP_CLIENT_TIMEOUT_OPENAI_MODEL_LIST, default 10, empty = none (env.py
+    l. 662-669, routers/ollama.py l. 58, 84; the stand-in's urllib timeout is per
+    socket operation, not total). A backend that fails (refused,
+    timeout, not JSON) counts as None and is skipped (send_get_request l. 67-89,
+    l. 412-415), but keeps its index. Each model gets "connection_type": "local"
+    (no OLLAMA_API_CONFIGS entry, l. 419, 434-435), and models are merged on
+    their "model" name in first-seen order, each with "urls": the indexes of
+    the OLLAMA_BASE_URLS entries that list it (merge_models_lists l. 347-362,
+    l. 437). Reply: {"models": [{..., "connection_type": "local", "urls": [0, 1]}]}.
+Stand-in differences: no users, so NO AUTH: upstream answers 401 {"detail":
+"Not authenticated"} without a token (utils/auth.py l. 411-412), /ollama/config
+needs an admin (get_admin_user, l. 622-628) and /ollama/api/tags a verified
+user, role "user" or "admin" (get_verified_user, l. 564-573), and filters the
+models for role "user" (routers/ollama.py l. 502-503). The stand-in answers
+everyone as an admin would. No database: upstream seeds OLLAMA_BASE_URLS into
+its config table on the first start only and then reads the table
+(models/config.py l. 143-149, 248-273; config.py l. 2917-2926, 3352-3358),
+so with ENABLE_PERSISTENT_CONFIG=true (the default) a changed OLLAMA_BASE_URLS
+is ignored on a later start; the stand-in always reads the environment. Not
+imitated: OLLAMA_API_CONFIGS (prefix_id, tags, model_ids, enable, key), the
+models cache (MODELS_CACHE_TTL), "expires_at" from /api/ps (l. 439-448), and
+/ollama/api/tags/{url_idx}.
+Other endpoints: GET /health -> {"status": true}; GET /health/db; GET /api/version;
 GET /api/config -> includes "ollama_base_url(s)" (stand-in only: the real
 /api/config does not report them); GET /api/standin/ollama asks the first
 Ollama URL for /api/version, to prove the network wiring.
@@ -22,8 +63,10 @@ Ollama URL for /api/version, to prove the network wiring.
 
 import base64
 import datetime
+import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from standin_http import exit_on_signals, fail, http_call, log, serve
@@ -48,16 +91,74 @@ def load_secret_key():
 
 
 def ollama_urls():
-    raw = os.environ.get("OLLAMA_BASE_URLS") or os.environ.get("OLLAMA_BASE_URL") or "/ollama"
-    urls = [url.strip().rstrip("/") for url in raw.split(";") if url.strip()]
-    return ["http://host.docker.internal:11434" if url == "/ollama" else url for url in urls]
+    """OLLAMA_BASE_URLS as a list, resolved as config.py l. 243-305 at v0.12.4 (see the docstring)."""
+    base = os.environ.get("OLLAMA_BASE_URL", "")
+    base = base[:-1] if base.endswith("/") else base
+    if base == "":
+        api = os.environ.get("OLLAMA_API_BASE_URL", "http://localhost:11434/api")
+        base = api[:-4] if api.endswith("/api") else api
+    if os.environ.get("ENV", "dev") == "prod" and base == "/ollama":
+        base = "http://host.docker.internal:11434"
+    raw = os.environ.get("OLLAMA_BASE_URLS", "") or base
+    return [url.strip() for url in raw.split(";")]
+
+
+def ollama_enabled():
+    return os.environ.get("ENABLE_OLLAMA_API", "True").lower() == "true"
+
+
+def model_list_timeout():
+    raw = os.environ.get("AIOHTTP_CLIENT_TIMEOUT_MODEL_LIST",
+                         os.environ.get("AIOHTTP_CLIENT_TIMEOUT_OPENAI_MODEL_LIST", "10"))
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return 10
+
+
+def get_json(url):
+    """send_get_request: the JSON reply, or None when the backend fails."""
+    try:
+        _status, text = http_call("GET", url, timeout=model_list_timeout())
+        return json.loads(text)
+    except (OSError, ValueError) as error:
+        log(SERVICE, f"Connection error: {error} ({url})")
+        return None
+
+
+def ollama_config(_handler):
+    return 200, {"ENABLE_OLLAMA_API": ollama_enabled(), "OLLAMA_BASE_URLS": ollama_urls(),
+                 "OLLAMA_API_CONFIGS": {}}
+
+
+def ollama_tags(_handler):
+    if not ollama_enabled():
+        return 503, {"detail": "The Ollama API is disabled. Please enable it to use this feature."}
+    urls = ollama_urls()
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        responses = list(pool.map(get_json, [f"{url}/api/tags" for url in urls]))
+    merged = {}
+    for idx, response in enumerate(responses):
+        if not isinstance(response, dict):
+            continue
+        for model in response.get("models", []):
+            model["connection_type"] = "local"
+            name = model.get("model")
+            if name is None:
+                continue
+            if name in merged:
+                merged[name]["urls"].append(idx)
+            else:
+                model["urls"] = [idx]
+                merged[name] = model
+    return 200, {"models": list(merged.values())}
 
 
 def probe_ollama(_handler):
     url = ollama_urls()[0]
     try:
         status, text = http_call("GET", f"{url}/api/version", timeout=3)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         return 200, {"url": url, "reachable": False, "error": str(error)}
     return 200, {"url": url, "reachable": status == 200, "status": status, "body": text}
 
@@ -75,6 +176,9 @@ ROUTES = {
     ("GET", "/api/version"): lambda handler: (200, {"version": VERSION}),
     ("GET", "/api/config"): config,
     ("GET", "/api/standin/ollama"): probe_ollama,
+    ("GET", "/ollama/"): lambda handler: (200, {"status": True}),
+    ("GET", "/ollama/config"): ollama_config,
+    ("GET", "/ollama/api/tags"): ollama_tags,
 }
 
 

@@ -40,7 +40,7 @@ _value:
 """
 
 _ROW = "%-18s %-9s %-40s %s"
-_HOST = "%-20s "
+_HOST_WIDTH = 20
 _HEADER = ("SERVICE", "STATE", "URL", "LATENCY")
 
 
@@ -54,12 +54,14 @@ def _row(entry):
 
 def health_table(services):
     if isinstance(services, dict):
-        lines = [(_HOST % "HOST") + _ROW % _HEADER]
+        # As wide as the longest host name, so the columns line up.
+        column = "%%-%ds " % max([_HOST_WIDTH] + [len(str(host)) for host in services])
+        lines = [(column % "HOST") + _ROW % _HEADER]
         for host in services:
             if not isinstance(services[host], list):
-                lines.append((_HOST % host) + _ROW % ("-", "NO REPORT", "-", "-"))
+                lines.append((column % host) + _ROW % ("-", "NO REPORT", "-", "-"))
                 continue
-            lines.extend((_HOST % host) + _ROW % _row(entry) for entry in services[host])
+            lines.extend((column % host) + _ROW % _row(entry) for entry in services[host])
         return lines
     return [_ROW % _HEADER] + [_ROW % _row(entry) for entry in services]
 

@@ -31,3 +31,11 @@ def test_a_fleet_gets_one_table_with_a_host_column_and_a_line_for_a_host_without
     assert lines[1].split() == ["control-1", "open-webui", "healthy", "http://127.0.0.1:3000/health", "7", "ms"]
     assert lines[2].split() == ["gpu-1", "ollama", "UNHEALTHY", "http://127.0.0.1:11434/api/version", "-"]
     assert lines[3].split() == ["gpu-2", "-", "NO", "REPORT", "-", "-"]
+
+
+def test_the_host_column_is_as_wide_as_the_longest_host_name():
+    ollama = [{"service": "ollama", "healthy": True, "probe": {"target": "http://127.0.0.1:11434/api/version", "latency_ms": 3}}]
+    lines = health_table({"homelab-fleet-control-host": ollama, "gpu-1": ollama})
+    # Every column starts at the same place on every line.
+    starts = {line.index("ollama") if "ollama" in line else line.index("SERVICE") for line in lines}
+    assert starts == {len("homelab-fleet-control-host") + 1}

@@ -1,0 +1,167 @@
+"""A fleet from one inventory: one control host and two GPU nodes, CPU-only, after site.yml.
+
+Each host runs what its group places on it; Open-WebUI on the control host lists both nodes'
+Ollama; a GPU node's Ollama answers the control host on its private address and refuses every
+other host (the other GPU node and this machine), by the DOCKER-USER chain; drift in that chain is
+repaired; the health table has a row for every host. Ollama and Open-WebUI are the labelled
+stand-ins of tests/stand-ins/stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+import testinfra
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from playbook_runs import recap_changed, run_site  # noqa: E402
+
+CONTROL, GPU_1, GPU_2 = "homelab-fleet-control", "homelab-fleet-gpu-1", "homelab-fleet-gpu-2"
+ADDRESS = {CONTROL: "10.213.77.10", GPU_1: "10.213.77.11", GPU_2: "10.213.77.12"}
+OLLAMA_PORT = 11434
+# Every test is driven from the control host; the others are reached with node().
+testinfra_hosts = ["ansible://" + CONTROL]
+
+# Runs in a target (python3, no curl): prints the HTTP status and body, or the error's class name.
+FETCH = """
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as response:
+        print(response.status, response.read().decode())
+except Exception as error:
+    print("ERROR", type(error).__name__, error)
+"""
+
+
+def node(name):
+    return testinfra.get_host("ansible://" + name, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def fetch(name, url, timeout=4):
+    """(status or "ERROR", rest) of a GET of url from inside target name."""
+    output = node(name).check_output("python3 -c %s %s %s" % (_quote(FETCH), _quote(url), timeout))
+    status, rest = (output.split(" ", 1) + [""])[:2]
+    return status, rest
+
+
+def _quote(text):
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def ollama_url(name, path="/api/version"):
+    return "http://%s:%d%s" % (ADDRESS[name], OLLAMA_PORT, path)
+
+
+def services(name):
+    lines = node(name).check_output("docker compose -p homelab ps --all --format json").splitlines()
+    return {entry["Service"]: entry for entry in map(json.loads, lines)}
+
+
+def test_each_host_runs_what_its_group_places_on_it():
+    control = services(CONTROL)
+    # No tunnel token in this inventory, so no cloudflared.
+    assert sorted(control) == sorted(["open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify"])
+    for name in (GPU_1, GPU_2):
+        assert sorted(services(name)) == ["ollama"], name
+    for name in (CONTROL, GPU_1, GPU_2):
+        for service, entry in services(name).items():
+            assert (entry["State"], entry["Health"]) == ("running", "healthy"), (name, service)
+
+
+def test_gpu_nodes_publish_ollama_on_loopback_and_their_private_address_only():
+    for name in (GPU_1, GPU_2):
+        host = node(name)
+        assert host.socket("tcp://127.0.0.1:%d" % OLLAMA_PORT).is_listening, name
+        assert host.socket("tcp://%s:%d" % (ADDRESS[name], OLLAMA_PORT)).is_listening, name
+        assert not host.socket("tcp://0.0.0.0:%d" % OLLAMA_PORT).is_listening, name
+    # The control host publishes nothing of Ollama.
+    assert not node(CONTROL).socket("tcp://%s:%d" % (ADDRESS[CONTROL], OLLAMA_PORT)).is_listening
+
+
+def test_only_the_control_host_reaches_a_gpu_nodes_ollama():
+    for name in (GPU_1, GPU_2):
+        status, body = fetch(CONTROL, ollama_url(name))
+        assert status == "200" and '"version"' in body, (name, status, body)
+        # Loopback on the node itself stays open (probes, playbooks/models.yml).
+        assert fetch(name, "http://127.0.0.1:%d/api/version" % OLLAMA_PORT)[0] == "200", name
+    # The other GPU node is outside control: its packets are dropped, so the connection times out.
+    for source, target in ((GPU_2, GPU_1), (GPU_1, GPU_2)):
+        status, rest = fetch(source, ollama_url(target), timeout=3)
+        assert status == "ERROR" and "timed out" in rest, (source, target, status, rest)
+
+
+def test_this_machine_is_refused_as_well():
+    """The machine running the tests is on the fleet's network (its gateway), and outside control."""
+    for name in (GPU_1, GPU_2):
+        with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError)) as raised:
+            urllib.request.urlopen(ollama_url(name), timeout=3)
+        assert "timed out" in str(raised.value), raised.value
+
+
+def chain(name):
+    return node(name).check_output("iptables -w -S HOMELAB-FLEET").splitlines()
+
+
+def test_the_firewall_chain_lets_in_the_control_host_and_drops_the_rest():
+    for name in (GPU_1, GPU_2):
+        assert chain(name) == ["-N HOMELAB-FLEET", "-A HOMELAB-FLEET -s %s/32 -j RETURN" % ADDRESS[CONTROL],
+                               "-A HOMELAB-FLEET -j DROP"], name
+        # Jumped to first, for the connections to the published address and port only.
+        jump = [rule for rule in node(name).check_output("iptables -w -S DOCKER-USER").splitlines() if rule.startswith("-A ")][0]
+        for part in ("--ctorigdst %s " % ADDRESS[name], "--ctorigdstport %d" % OLLAMA_PORT, "--ctdir ORIGINAL",
+                     "-j HOMELAB-FLEET"):
+            assert part in jump, (name, jump)
+
+
+def test_open_webui_lists_both_gpu_nodes_models():
+    rc, output = run_site(playbook="playbooks/models.yml")
+    assert rc == 0, output
+    # The control host runs no Ollama, so it pulls nothing.
+    assert recap_changed(output, CONTROL) == 0, output
+
+    status, body = fetch(CONTROL, "http://127.0.0.1:3000/ollama/config")
+    assert status == "200", body
+    assert json.loads(body)["OLLAMA_BASE_URLS"] == [ollama_url(GPU_1, ""), ollama_url(GPU_2, "")]
+    status, body = fetch(CONTROL, "http://127.0.0.1:3000/ollama/api/tags", timeout=10)
+    assert status == "200", body
+    # Upstream's merge: each model names the backends (by index in OLLAMA_BASE_URLS) that have it.
+    listed = {model["name"]: model["urls"] for model in json.loads(body)["models"]}
+    assert listed == {"llama3.2:3b": [0], "nomic-embed-text:latest": [1]}, listed
+
+    rc, output = run_site(playbook="playbooks/models.yml")
+    assert rc == 0, output
+    assert [recap_changed(output, name) for name in (CONTROL, GPU_1, GPU_2)] == [0, 0, 0], output
+
+
+def test_firewall_drift_is_predicted_then_repaired_alone():
+    gpu_1 = node(GPU_1)
+    allow = next(rule for rule in chain(GPU_1) if rule.endswith("-j RETURN"))
+    gpu_1.check_output("iptables -w " + allow.replace("-A ", "-D ", 1))
+    assert fetch(CONTROL, ollama_url(GPU_1), timeout=3)[0] == "ERROR"
+
+    rc, output = run_site("--check", "--diff", "--limit", GPU_1)
+    assert rc == 0, output
+    assert recap_changed(output, GPU_1) == 1, output
+    assert allow not in chain(GPU_1)
+
+    rc, output = run_site("--limit", GPU_1)
+    assert rc == 0, output
+    assert recap_changed(output, GPU_1) == 1, output
+    assert allow in chain(GPU_1)
+    assert fetch(CONTROL, ollama_url(GPU_1))[0] == "200"
+
+
+def test_the_health_table_has_a_row_for_every_host():
+    rc, output = run_site(playbook="playbooks/health.yml")
+    assert rc == 0, output
+    assert "NO REPORT" not in output, output
+    rows = re.findall(r"^\s*-?\s*\"?(homelab-fleet-\S+)\s+(\S+)\s+healthy\b", output, re.MULTILINE)
+    assert {(CONTROL, "open-webui"), (CONTROL, "n8n"), (CONTROL, "coolify"), (GPU_1, "ollama"), (GPU_2, "ollama")} <= set(rows), output
+    assert not {row for row in rows if row[0] != CONTROL and row[1] != "ollama"}, rows

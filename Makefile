@@ -48,9 +48,13 @@ unit: setup  ## Unit tests for modules and module_utils.
 # Plain, unwrapped output whatever TERM says: the log is read by people, CI's tail and
 # repeat-failures.sh alike.
 molecule: export NO_COLOR := 1
-molecule: setup  ## Molecule scenarios (all, or SCENARIO=name) on a real Docker engine.
+molecule: setup  ## Molecule scenarios (all, in two lanes side by side, or SCENARIO=name) on a real Docker engine.
+ifeq ($(SCENARIO),)
+	tests/scripts/with-docker-engine.sh tests/scripts/molecule-lanes.sh $(TEST_LOGS)
+else
 	tests/scripts/repeat-failures.sh $(TEST_LOGS)/molecule.log \
-		tests/scripts/with-docker-engine.sh $(BIN)/molecule test $(if $(SCENARIO),--scenario-name $(SCENARIO),--all)
+		tests/scripts/with-docker-engine.sh $(BIN)/molecule test --scenario-name $(SCENARIO)
+endif
 
 test: lint unit molecule  ## Everything CI checks.
 

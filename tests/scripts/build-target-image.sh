@@ -11,12 +11,15 @@ image=${1:-homelab-test/debian-systemd:trixie}
 cache=${HOMELAB_TEST_CACHE:-/var/cache/homelab-test}
 rootfs_tar="$cache/debian-trixie-systemd-rootfs.tar"
 
+mkdir -p "$cache"
+# Scenarios that run side by side (molecule --workers) build it once: the others wait here.
+exec 8>"$cache/.target-image.lock"
+flock 8
 if docker image inspect "$image" >/dev/null 2>&1; then
     echo cached
     exit 0
 fi
 
-mkdir -p "$cache"
 if [[ ! -s "$rootfs_tar" ]]; then
     work=$(mktemp -d "$cache/rootfs.XXXXXX")
     trap 'rm -rf "$work"' EXIT

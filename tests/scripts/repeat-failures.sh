@@ -2,6 +2,8 @@
 # Run a command, keep its whole output in a log, and when it fails repeat why at the end.
 #
 # Usage: repeat-failures.sh LOG COMMAND [ARG...]
+# Env:   REPEAT_FAILURES_QUIET=1 writes the output only to LOG, not also to standard output
+#        (for runs side by side, whose outputs would interleave).
 #
 # Molecule prints its verifier's failures long before it stops: a destroy and a
 # recap follow them. CI often shows only the last lines of a run, so on failure
@@ -14,7 +16,11 @@ shift
 mkdir -p "$(dirname "$log_file")"
 
 status=0
-"$@" 2>&1 | tee "$log_file" || status=$?
+if [[ ${REPEAT_FAILURES_QUIET:-} == 1 ]]; then
+    "$@" >"$log_file" 2>&1 || status=$?
+else
+    "$@" 2>&1 | tee "$log_file" || status=$?
+fi
 if ((status == 0)); then
     exit 0
 fi

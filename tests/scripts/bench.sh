@@ -39,7 +39,7 @@ rows=()
 # timed LABEL SCENARIO PLAYBOOK [MUST_BE_NOOP]: run PLAYBOOK on SCENARIO's hosts; sets `seconds`.
 timed() {
     local label=$1 scenario=$2 playbook=$3 noop=${4:-noop} started ended changed log
-    log="$log_dir/$(tr 'A-Z' 'a-z' <<<"$label" | tr -c 'a-z0-9\n' '-' | tr -s '-').log"
+    log="$log_dir/$(tr '[:upper:]' '[:lower:]' <<<"$label" | tr -c 'a-z0-9\n' '-' | tr -s '-').log"
     started=$(date +%s.%N)
     # profile_tasks: the log says which tasks took the time.
     ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks \

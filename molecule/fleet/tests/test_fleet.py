@@ -46,13 +46,10 @@ def node(name):
 
 def fetch(name, url, timeout=4):
     """(status or "ERROR", rest) of a GET of url from inside target name."""
-    output = node(name).check_output("python3 -c %s %s %s" % (_quote(FETCH), _quote(url), timeout))
+    # testinfra quotes each argument for the shell.
+    output = node(name).check_output("python3 -c %s %s %s", FETCH, url, str(timeout))
     status, rest = (output.split(" ", 1) + [""])[:2]
     return status, rest
-
-
-def _quote(text):
-    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def ollama_url(name, path="/api/version"):

@@ -3,7 +3,7 @@
 # packages, over the community.docker.docker connection with pipelining), measured in one run:
 #   - one host with the whole stack (the `stack` scenario): a fresh converge, two no-op re-runs,
 #     and the floor (tests/bench/floor.yml: site.yml's facts and one `docker compose ps` per stack)
-#   - the three-host fleet (the `fleet` scenario): two no-op re-runs
+#   - the three-host fleet (the `fleet` scenario): a fresh converge and two no-op re-runs
 #   - the most used community Docker role, Docker only, two no-op re-runs on a target of its own,
 #     when BENCH_COMMUNITY_DOCKER_ROLE names a checkout of geerlingguy/ansible-role-docker
 #     (Galaxy is unreachable here, so the role is not fetched)

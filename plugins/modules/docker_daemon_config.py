@@ -135,6 +135,13 @@ config:
       nvidia:
         path: nvidia-container-runtime
         args: []
+differs:
+  description:
+    - Whether the file differs from what the task wants, content or attributes; the same as C(changed), and still
+      there when the task's C(changed_when) hides that, as for a check before anything changes.
+  returned: success
+  type: bool
+  sample: false
 backup_file:
   description: Path of the copy of the previous file.
   returned: when O(backup=true) and an existing file was rewritten
@@ -302,6 +309,7 @@ class DaemonConfig:
         if os.path.exists(self.path):
             file_args = self.module.load_file_common_arguments(self.module.params)
             result["changed"] = self.module.set_fs_attributes_if_different(file_args, result["changed"])
+        result["differs"] = result["changed"]
         self.module.exit_json(**result)
 
 

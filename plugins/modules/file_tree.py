@@ -68,7 +68,7 @@ options:
             gets the owner, group and mode.
           - V(file) writes a regular file with O(entries[].content) or O(entries[].secret_content), exactly as given.
           - V(link) makes the path a symbolic link to O(entries[].src); an existing link to another target is replaced,
-            anything else at the path makes the task fail.
+            anything else at the path makes the task fail, unless O(entries[].keep_other) is set.
           - V(absent) removes a file, a symbolic link (never its target) or an empty directory. A non-empty directory makes
             the task fail.
         type: str
@@ -108,6 +108,13 @@ options:
           - Target of the symbolic link, stored as given (a relative target is relative to the link's directory).
           - Required for O(entries[].state=link), and only allowed there.
         type: str
+      keep_other:
+        description:
+          - For O(entries[].state=link), leave a path that exists and is not a symbolic link as it is, reported
+            unchanged, instead of failing the task. For a link where a user may have put a directory of their own.
+          - Only allowed for O(entries[].state=link).
+        type: bool
+        default: false
       tag:
         description:
           - Free-form label, for example the compose service that the path belongs to.
@@ -282,6 +289,7 @@ class Entry:
         self.content = params["content"]
         self.secret_content = params["secret_content"]
         self.src = params["src"]
+        self.keep_other = params["keep_other"]
         self.validate = params["validate"]
         self.owner = params["owner"]
         self.group = params["group"]
@@ -396,8 +404,11 @@ class FileTree:
         if entry.state == "link":
             if not entry.src:
                 self.fail("%s (%s) needs src for state=link." % (name, entry.path))
-        elif entry.src is not None:
-            self.fail("%s (%s) sets src, which only applies to state=link, not state=%s." % (name, entry.path, entry.state))
+        else:
+            for option, value in (("src", entry.src is not None), ("keep_other", entry.keep_other)):
+                if value:
+                    self.fail("%s (%s) sets %s, which only applies to state=link, not state=%s."
+                              % (name, entry.path, option, entry.state))
         if entry.validate is not None and "%s" not in entry.validate:
             self.fail("%s (%s) validate must contain %%s, got %r." % (name, entry.path, entry.validate))
         if entry.state in ("link", "absent"):
@@ -594,6 +605,8 @@ class FileTree:
                     self.os_error(entry, "create symbolic link", exc)
             return ["state"], True, None, after, None
         if node.kind != "link":
+            if entry.keep_other:
+                return [], False, node, node, None
             self.refuse(entry, node, "remove it first if it may go")
         if node.target == entry.src:
             return [], False, node, node, None
@@ -751,6 +764,7 @@ def main():
                     content=dict(type="str"),
                     secret_content=dict(type="str", no_log=True),
                     src=dict(type="str"),
+                    keep_other=dict(type="bool", default=False),
                     tag=dict(type="str"),
                     validate=dict(type="str"),
                 ),

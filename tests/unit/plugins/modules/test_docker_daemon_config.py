@@ -256,7 +256,7 @@ def test_missing_file_and_directory_are_created(run_module, tmp_path):
 def test_missing_file_with_nothing_to_set_is_not_created(run, daemon_json):
     result = run(remove_keys=["debug"])
 
-    assert result == {"changed": False, "config": {}, "failed": False}
+    assert result == {"changed": False, "differs": False, "config": {}, "failed": False}
     assert not daemon_json.exists()
 
 
@@ -345,3 +345,13 @@ def test_mode_change_alone_reports_changed(run, daemon_json, check_mode):
     assert "backup_file" not in result
     assert daemon_json.read_bytes() == before
     assert stat.S_IMODE(os.stat(daemon_json).st_mode) == (0o600 if check_mode else 0o644)
+
+
+def test_differs_follows_content_and_mode_in_check_mode(run, daemon_json):
+    # The docker role's check before the install hides `changed`; the merge runs only when `differs`.
+    write_json(daemon_json, {"debug": True}, mode=0o644)
+    assert run(settings={"debug": True}, mode="0644", _ansible_check_mode=True)["differs"] is False
+    assert run(settings={"debug": False}, mode="0644", _ansible_check_mode=True)["differs"] is True
+    os.chmod(daemon_json, 0o600)
+    assert run(settings={"debug": True}, mode="0644", _ansible_check_mode=True)["differs"] is True
+    assert os.stat(daemon_json).st_mode & 0o777 == 0o600

@@ -330,6 +330,31 @@ def test_link_refuses_to_replace_a_real_file(run, tmp_path):
     assert not path.is_symlink()
 
 
+def test_link_with_keep_other_leaves_a_real_directory_and_still_makes_or_fixes_a_link(run, tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "kept").write_text("mine")
+    link = tmp_path / "link"
+    link.symlink_to("old")
+
+    result = run([dict(path=str(own), state="link", src="elsewhere", keep_other=True),
+                  dict(path=str(link), state="link", src="elsewhere", keep_other=True),
+                  dict(path=str(tmp_path / "new"), state="link", src="elsewhere", keep_other=True)])
+
+    assert result["failed"] is False
+    assert result["changed_paths"] == [str(link), str(tmp_path / "new")]
+    assert own.is_dir() and not own.is_symlink() and (own / "kept").read_text() == "mine"
+    assert os.readlink(str(link)) == "elsewhere" and os.readlink(str(tmp_path / "new")) == "elsewhere"
+
+
+def test_keep_other_is_refused_outside_state_link(run, tmp_path):
+    result = run([dict(path=str(tmp_path / "d"), state="directory", keep_other=True)])
+
+    assert result["failed"] is True
+    assert result["msg"] == "entries[0] (%s) sets keep_other, which only applies to state=link, not state=directory." % (
+        tmp_path / "d")
+
+
 def test_file_refuses_a_directory(run, tmp_path):
     result = run([dict(path=str(tmp_path), content="x")])
 

@@ -2,9 +2,9 @@
 
 Each host runs what its group places on it; Open-WebUI on the control host lists both nodes'
 Ollama; a GPU node's Ollama answers the control host on its private address and refuses every
-other host (the other GPU node and this machine), by the DOCKER-USER chain; drift in that chain is
-repaired; the health table has a row for every host. Ollama and Open-WebUI are the labelled
-stand-ins of tests/stand-ins/stack.
+other host (the other GPU node and this machine), by the DOCKER-USER chain; drift in that chain and
+a stopped firewall unit are repaired; the health table has a row for every host. Ollama and
+Open-WebUI are the labelled stand-ins of tests/stand-ins/stack.
 """
 
 from __future__ import annotations
@@ -153,6 +153,28 @@ def test_firewall_drift_is_predicted_then_repaired_alone():
     assert recap_changed(output, GPU_1) == 1, output
     assert allow in chain(GPU_1)
     assert fetch(CONTROL, ollama_url(GPU_1))[0] == "200"
+
+
+def test_a_stopped_firewall_unit_is_predicted_then_started_alone():
+    # Stopping the unit removes the chain (ExecStop); starting it again applies it, so the repair
+    # is the start alone, not a start and an apply.
+    gpu_1 = node(GPU_1)
+    gpu_1.check_output("systemctl stop homelab-fleet-firewall.service")
+    assert gpu_1.run("iptables -w -S HOMELAB-FLEET").rc != 0
+    assert "HOMELAB-FLEET" not in gpu_1.check_output("iptables -w -S DOCKER-USER")
+
+    rc, output = run_site("--check", "--diff", "--limit", GPU_1)
+    assert rc == 0, output
+    assert recap_changed(output, GPU_1) == 1, output
+    assert gpu_1.run("iptables -w -S HOMELAB-FLEET").rc != 0
+
+    rc, output = run_site("--limit", GPU_1)
+    assert rc == 0, output
+    assert recap_changed(output, GPU_1) == 1, output
+    assert gpu_1.check_output("systemctl is-active homelab-fleet-firewall.service") == "active"
+    assert any(rule.endswith("-j RETURN") for rule in chain(GPU_1))
+    assert fetch(CONTROL, ollama_url(GPU_1))[0] == "200"
+    assert fetch(GPU_2, ollama_url(GPU_1), timeout=3)[0] == "ERROR"
 
 
 def test_the_health_table_has_a_row_for_every_host():

@@ -88,6 +88,17 @@ def test_without_the_key_every_server_answers_401_with_www_authenticate(host, se
     assert result["ok"] is False and "-32001" in result["error"]
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_scheme_is_accepted_in_any_case_and_the_key_only_exactly(host, scheme):
+    """RFC 7235: the auth-scheme is case-insensitive; the key is compared exactly."""
+    port = DEPLOYED["x-mcp"]
+    status, _challenge, body = raw_post(host, port, "%s %s" % (scheme, access_key(host)))
+    assert status == 200, body
+    for wrong in (access_key(host).upper(), access_key(host) + "x", " " + access_key(host)):
+        status, challenge, _body = raw_post(host, port, "%s %s" % (scheme, wrong))
+        assert (status, challenge) == (401, 'Bearer realm="homelab-mcp"')
+
+
 @pytest.mark.parametrize("server, tool", [("x-mcp", "x_search_tweets"), ("tiktok-mcp", "post_video")])
 def test_with_the_key_the_sdk_client_initializes_and_lists_tools(host, server, tool):
     result = client(host, DEPLOYED[server])

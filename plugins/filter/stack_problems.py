@@ -18,9 +18,10 @@ author:
 description:
   - Checks stack definitions (built by each stack role from its catalogue and the inventory) and returns one
     sentence per problem, each naming the variable and what to do about it.
-  - Covers absolute paths, the bind address, per-service image and port override shapes, port ranges,
-    host ports published twice across all the stacks, unknown secret names and pinned secrets that the
-    inventory would silently rotate.
+  - Covers absolute paths, the bind address (and its exposure beyond the host), the public domain, per-service
+    image and port override shapes, port ranges, host ports published twice across all the stacks, unknown secret
+    names, secrets with characters a config file would misread, pinned secrets that the inventory would silently
+    rotate or that the host lost over data still using them, and the admin accounts each service needs.
   - Needs no facts and reads nothing from the host; pass the persisted secrets that a read-only task read.
 options:
   _input:
@@ -34,10 +35,16 @@ options:
     default: {}
   adopted:
     description:
-      - The C(results) of M(ansible.builtin.slurp) over the stacks' C(adopt_secrets) files (missing files have no
-        C(content)), or a mapping of absolute path to base64 content.
+      - A mapping of absolute path to base64 content of the stacks' C(adopt_secrets) files, as
+        M(homelab.core.read_files) returns it in RV(homelab.core.read_files#module:contents).
     type: raw
     default: {}
+  nonempty_dirs:
+    description:
+      - The directories of C(validation_reads) that hold anything, as M(homelab.core.read_files) returns them in
+        RV(homelab.core.read_files#module:nonempty_dirs). Omitted, pinned secrets lost over live data are not checked.
+    type: list
+    elements: str
 """
 
 EXAMPLES = r"""
@@ -70,8 +77,9 @@ def _plain(value):
     return value
 
 
-def stack_problems(stacks, persisted=None, adopted=None):
-    return _stack_problems(_plain(list(stacks)), _plain(dict(persisted or {})), _plain(adopted or {}))
+def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
+    return _stack_problems(_plain(list(stacks)), _plain(dict(persisted or {})), _plain(adopted or {}),
+                           None if nonempty_dirs is None else _plain(list(nonempty_dirs)))
 
 
 class FilterModule:

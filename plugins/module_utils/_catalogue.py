@@ -22,8 +22,9 @@ Stack definition keys:
                     publish their port there ('' or absent: loopback only)
 ``image_registry``  registry host that replaces every image's registry ('' keeps them)
 ``networks``        compose networks (name -> compose network definition)
-``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist, credential}
-                    (a ``credential`` comes only from the inventory: never generated nor persisted)
+``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist, credential,
+                    bcrypt_of} (a ``credential`` comes only from the inventory: never generated nor persisted;
+                    ``bcrypt_of`` is a password whose bcrypt hash is the secret, kept while it matches)
 ``services``        the catalogue: service name -> entry (see SERVICE_KEYS)
 ``overrides``       {images: {...}, ports: {...}} from the inventory, per service
 ``variables``       the inventory variable names behind overrides/secrets, for messages
@@ -31,6 +32,11 @@ Stack definition keys:
 ``problems``        sentences from checks particular to the stack (empty strings are ignored)
 ``adopt_secrets``   secret name -> {path (absolute), json_key}: a value the service itself keeps
                     there (n8n's encryption key in data/n8n/config) wins over the persisted one
+``expose_on_lan``   true lets ``bind_address`` be an address other hosts reach (refused otherwise)
+``public_domain``   the domain served through the tunnel ('' for none): must be a DNS name
+``tunnel``          true when a tunnel routes to the stack's services: every ``accounts`` entry is required
+``accounts``        [{service, label, email, password, password_rule (n8n|coolify|basic), variables: {email,
+                    password}}]: the admin account each service gets before its port opens
 
 Values in ``env`` and in config file contents may hold placeholders that are
 filled in last: ``<<secret:NAME>>`` (a secret's value) and ``<<port:SERVICE>>``
@@ -74,6 +80,7 @@ SERVICE_KEYS = frozenset(
         "backup",  # {postgres: {user, password_secret}} | {redis: {config}} | {models: [paths]} (see _backup)
         "placement",  # gpu_nodes | control (default): the inventory group whose hosts run the service (see _fleet)
         "fleet_port",  # bool: `port` is also published on the stack's private_address, for the fleet's control hosts
+        "unauthenticated",  # str: why whoever reaches the published port may use the service (named when exposed)
     ]
 )
 DEFAULT_PLACEMENT = "control"
@@ -82,6 +89,18 @@ PLACEHOLDER = re.compile(r"<<(secret|port):([A-Za-z0-9_.-]+)>>")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 HASH_KEY_SECRET = "config_hash_key"
+# What a secret from the inventory may hold: every sink it reaches (compose env files, Laravel's dotenv, redis.conf,
+# nginx maps, JSON) reads these literally. A space, quote, backslash, `$` or `#` is reinterpreted by one of them,
+# and a newline injects a line.
+SAFE_SECRET = re.compile(r"^[A-Za-z0-9!%&()*+,./:;<=>?@\[\]^_{|}~-]+$")
+SAFE_SECRET_CHARACTERS = "letters, digits and ! % & ( ) * + , - . / : ; < = > ? @ [ ] ^ _ { | } ~"
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens, 253 characters at most.
+DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z0-9-]+$")
+# Top-level domains that Coolify's root-user seeder refuses (Laravel's email:dns rule, egulias/EmailValidator 4):
+# with one of these it creates no user and leaves registration open.
+RESERVED_TLDS = frozenset(["test", "example", "invalid", "localhost", "local", "internal", "lan", "corp", "home",
+                           "private", "intranet"])
 LABEL_CONFIG_HASH = "org.homelab.config-hash"
 ENV_HEADER = "# Managed by homelab.core (stack %s). Edits are overwritten.\n"
 
@@ -251,24 +270,31 @@ def adopted_values(stack, contents):
     return values
 
 
-def stack_problems(stacks, persisted=None, adopted=None):
+def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
     """Every problem with the stacks' inventory, one sentence each naming the variable and the fix.
 
     ``persisted`` maps a stack name to the secrets already persisted on the host (read-only);
-    ``adopted`` is what reading the stacks' adopt_secrets files gave (see file_contents).
+    ``adopted`` is what reading the stacks' adopt_secrets files gave (see file_contents);
+    ``nonempty_dirs`` lists the directories of ``validation_reads(stacks)['dirs']`` that hold anything
+    (None: not looked at, so no check of secrets lost over live data).
     Port collisions are checked across all stacks.
     """
     persisted = persisted or {}
     problems = []
     published = []  # (port, how the inventory or catalogue names it)
     for stack in stacks:
-        # Checks particular to one stack (a token's shape, an owner password), already phrased.
+        # Checks particular to one stack (a token's shape), already phrased.
         problems.extend(problem for problem in stack.get("problems") or [] if problem)
         problems.extend(_paths_problems(stack))
+        problems.extend(_domain_problems(stack))
         problems.extend(_override_problems(stack))
-        problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}, adopted_values(stack, adopted)))
+        adopted_here = adopted_values(stack, adopted)
+        problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}, adopted_here))
         problems.extend(_credential_problems(stack))
         services = resolve_services(stack)
+        problems.extend(_account_problems(stack, services))
+        if nonempty_dirs is not None:
+            problems.extend(_reset_problems(stack, services, persisted.get(stack["name"]) or {}, adopted_here, nonempty_dirs))
         images_variable = (stack.get("variables") or {}).get("images", "images")
         for name in enabled_services(services):
             problem = version_problem(images_variable, name, services[name])
@@ -300,7 +326,8 @@ def stack_problems(stacks, persisted=None, adopted=None):
             problems.append(
                 "%s publish the same host port %d; give each service its own port." % (" and ".join(by_port[port]), port)
             )
-    return problems
+    # Both stacks share the project-wide settings (the bind address): one sentence per problem.
+    return list(dict.fromkeys(problems))
 
 
 def version_tuple(tag):
@@ -340,13 +367,196 @@ def _paths_problems(stack):
             )
     address = stack.get("bind_address")
     try:
-        ipaddress.ip_address(str(address))
+        parsed = ipaddress.ip_address(str(address))
     except ValueError:
         problems.append(
             "%s (%s) is not an IP address; use 127.0.0.1 so remote access goes through the tunnel."
             % (variables.get("bind_address", "homelab_bind_address"), address)
         )
+        return problems
+    if not parsed.is_loopback and not _truthy(stack.get("expose_on_lan", False)):
+        problems.append(
+            "%s (%s) would publish every port beyond this host, where Docker's published ports bypass the firewall; "
+            "keep 127.0.0.1 and reach the services through the tunnel, or set homelab_expose_on_lan: true to accept that."
+            % (variables.get("bind_address", "homelab_bind_address"), address)
+        )
     return problems
+
+
+def _domain_problems(stack):
+    domain = stack.get("public_domain") or ""
+    if not isinstance(domain, str):
+        domain = str(domain)
+    if domain and not is_dns_name(domain):
+        return [
+            "homelab_public_domain (%s) is not a DNS name; give a bare domain such as lab.example.org: dot-separated "
+            "labels of letters, digits and inner hyphens, with no scheme, path or port." % domain[:80]
+        ]
+    return []
+
+
+def is_dns_name(name):
+    """An RFC 1123 host name with at least two labels (a trailing dot allowed)."""
+    name = name[:-1] if name.endswith(".") else name
+    labels = name.split(".")
+    return len(name) <= 253 and len(labels) >= 2 and all(DNS_LABEL.match(label) for label in labels)
+
+
+def _account_problems(stack, services):
+    """The admin accounts the stack's services get before their ports open: required behind a tunnel, and sound."""
+    problems = []
+    for account in stack.get("accounts") or []:
+        if not (services.get(account["service"]) or {}).get("enabled"):
+            continue
+        variables = account["variables"]
+        email, password = account.get("email") or "", account.get("password") or ""
+        if not isinstance(email, str) or not isinstance(password, str):
+            problems.append("%s and %s must be strings (quote them in the vault)." % (variables["email"], variables["password"]))
+            continue
+        if not email:
+            if _truthy(stack.get("tunnel", False)):
+                problems.append(
+                    "homelab_cloudflared_tunnel_token is set, so the tunnel can reach %s before anyone owns it; set %s and "
+                    "%s (vault) so its admin account exists before its port opens."
+                    % (account.get("label", account["service"]), variables["email"], variables["password"])
+                )
+            continue
+        if not EMAIL.match(email):
+            problems.append("%s (%s) is not an email address; give one such as admin@example.org." % (variables["email"], email[:80]))
+        elif account.get("password_rule") == "coolify" and email.rsplit(".", 1)[-1].lower() in RESERVED_TLDS:
+            problems.append(
+                "%s ends in .%s, which Coolify's root-user check refuses (it would create no root user and leave "
+                "registration open); use an address on a real domain." % (variables["email"], email.rsplit(".", 1)[-1].lower())
+            )
+        for variable, value in sorted((account.get("names") or {}).items()):
+            if not isinstance(value, str) or not value or not SAFE_NAME.match(value):
+                problems.append(
+                    "%s must be a non-empty name without quotes, backslashes, $, # or line breaks (it is written to an env file)."
+                    % variable
+                )
+        problem = _password_problem(account.get("password_rule", "basic"), variables, password)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+SAFE_NAME = re.compile(r"^[^\x00-\x1f\x7f\"'`\\$#]+$")
+
+
+def _password_problem(rule, variables, password):
+    variable = variables["password"]
+    if not password:
+        return "%s is required when %s is set; put it in the inventory's vault." % (variable, variables["email"])
+    if not SAFE_SECRET.match(password):
+        return "%s has a character that a file it is written to would misread; use only %s." % (variable, SAFE_SECRET_CHARACTERS)
+    digit, upper, lower = (re.search(pattern, password) for pattern in ("[0-9]", "[A-Z]", "[a-z]"))
+    if rule == "n8n" and not (8 <= len(password) <= 64 and digit and upper):
+        return "%s must be 8 to 64 characters with a digit and an uppercase letter (n8n's rule); choose a stronger one." % variable
+    if rule == "coolify" and not (len(password) >= 8 and digit and upper and lower and re.search("[^A-Za-z0-9]", password)):
+        return ("%s must be 8 characters or more with upper- and lowercase letters, a digit and a symbol (Coolify's rule: "
+                "without it Coolify creates no root user and leaves registration open); choose a stronger one." % variable)
+    if not 8 <= len(password) <= 64:
+        return "%s must be 8 to 64 characters; choose another." % variable
+    return None
+
+
+def service_secrets(entry):
+    """The secrets a catalogue entry reads: its secret files and the placeholders of its env and config files."""
+    names = set(item["secret"] for item in entry.get("secret_files") or [])
+    texts = [str(value) for value in (entry.get("env") or {}).values() if value is not None]
+    texts += [str(item.get("content", "")) for item in entry.get("config_files") or []]
+    for text in texts:
+        names.update(name for kind, name in PLACEHOLDER.findall(text) if kind == "secret")
+    return names
+
+
+def _pinned_users(stack, services):
+    """Pinned secret -> the absolute data directories of the enabled services that read it."""
+    found = {}
+    for name, spec in sorted((stack.get("secrets") or {}).items()):
+        if not spec.get("pinned") or "value" in spec or spec.get("credential"):
+            continue
+        dirs = []
+        for service in enabled_services(services):
+            if name in service_secrets(services[service]):
+                dirs += ["%s/%s" % (stack["data_root"], item["path"]) for item in services[service].get("data") or []]
+        if dirs:
+            found[name] = dirs
+    return found
+
+
+def validation_reads(stacks):
+    """What the validation step reads on the host (read-only): every stack's persisted secrets file and the files
+    services keep secrets in (``files``), and the data directories of the services that read a pinned secret
+    (``dirs``), to tell a new host from one whose persisted secrets went missing."""
+    files, dirs = [], []
+    for stack in stacks:
+        files.append("%s/%s" % (stack["root"], stack["secrets_file"]))
+        files += [item["path"] for item in adopt_files(stack)]
+        for paths in _pinned_users(stack, resolve_services(stack)).values():
+            dirs += [path for path in paths if path not in dirs]
+    return {"files": files, "dirs": dirs}
+
+
+def _reset_problems(stack, services, persisted, adopted, nonempty_dirs):
+    """Pinned secrets the host lost although the data initialised with them is still there."""
+    variables = stack.get("variables") or {}
+    inventory = stack.get("inventory_secrets") if isinstance(stack.get("inventory_secrets"), dict) else {}
+    rotate = set(stack.get("rotate_secrets") or [])
+    lost, holders = [], []
+    for name, dirs in sorted(_pinned_users(stack, services).items()):
+        if name in persisted or name in (adopted or {}) or name in inventory or name in rotate:
+            continue
+        full = [path for path in dirs if path in nonempty_dirs]
+        if full:
+            lost.append(name)
+            holders += [path for path in full if path not in holders]
+    if not lost:
+        return []
+    return [
+        "%s/%s does not hold %s, but %s already hold data set up with it, and a new value would lock the services out "
+        "of it; put the file back (playbooks/restore.yml restores it from a backup), give the old value in %s, or list "
+        "the name in %s to accept a reset."
+        % (stack.get("root"), stack.get("secrets_file"), ", ".join(lost), ", ".join(holders),
+           variables.get("secrets", "secrets"), variables.get("rotate_secrets", "rotate_secrets"))
+    ]
+
+
+def stack_warnings(stacks):
+    """What the run should warn about, one sentence each: services left unclaimed without a tunnel, and the ports
+    that answer anyone when the stacks are exposed beyond this host."""
+    warnings = []
+    for stack in stacks:
+        services = resolve_services(stack)
+        for account in stack.get("accounts") or []:
+            entry = services.get(account["service"]) or {}
+            if entry.get("enabled") and not account.get("email") and not _truthy(stack.get("tunnel", False)):
+                warnings.append(
+                    "%s has no admin account from the inventory (%s), so whoever first opens %s owns it; set %s and %s, "
+                    "or claim it yourself now." % (account.get("label", account["service"]), account["variables"]["email"],
+                                                    _local_url(stack, entry), account["variables"]["email"],
+                                                    account["variables"]["password"])
+                )
+        try:
+            exposed = not ipaddress.ip_address(str(stack.get("bind_address"))).is_loopback
+        except ValueError:
+            exposed = False
+        if exposed:
+            open_ports = ["%s on port %d (%s)" % (name, services[name]["port"], services[name]["unauthenticated"])
+                          for name in enabled_services(services)
+                          if services[name].get("unauthenticated") and _is_port(services[name].get("port"))]
+            if open_ports:
+                warnings.append(
+                    "homelab_bind_address is %s and homelab_expose_on_lan is true, so these answer anyone who reaches this "
+                    "host, with no login of their own: %s." % (stack["bind_address"], "; ".join(open_ports))
+                )
+    return list(dict.fromkeys(warnings))
+
+
+def _local_url(stack, entry):
+    address = stack.get("bind_address") or "127.0.0.1"
+    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    return "http://%s:%s/" % ("[%s]" % host if ":" in host else host, entry.get("port"))
 
 
 def _override_problems(stack):
@@ -401,7 +611,7 @@ def _secret_problems(stack, persisted, adopted=None):
     problems = []
     variables = stack.get("variables") or {}
     specs = stack.get("secrets") or {}
-    settable = sorted(name for name, spec in specs.items() if "value" not in spec)
+    settable = sorted(name for name, spec in specs.items() if "value" not in spec and "bcrypt_of" not in spec)
     inventory = stack.get("inventory_secrets") or {}
     secrets_variable = variables.get("secrets", "secrets")
     if not isinstance(inventory, dict):
@@ -412,6 +622,13 @@ def _secret_problems(stack, persisted, adopted=None):
             "%s has unknown key(s) %s; the known ones are %s." % (secrets_variable, ", ".join(unknown), ", ".join(settable))
         )
     for name, value in sorted(inventory.items()):
+        if name in settable and isinstance(value, str) and value.strip():
+            if not SAFE_SECRET.match(value):
+                problems.append(
+                    "%s.%s has a character that a file it is written to would misread; use only %s."
+                    % (secrets_variable, name, SAFE_SECRET_CHARACTERS)
+                )
+                continue
         if name in settable and specs[name].get("credential"):
             if not isinstance(value, str):
                 problems.append("%s.%s must be a string (quote it in the vault)." % (secrets_variable, name))
@@ -494,6 +711,8 @@ def resolve_secrets(stack, persisted, adopted=None):
     for name, spec in specs.items():
         if "value" in spec:
             values[name] = spec["value"] or ""
+        elif "bcrypt_of" in spec:
+            values[name] = bcrypt_hash(spec["bcrypt_of"] or "", persisted.get(name))
         elif name in inventory:
             values[name] = inventory[name]
         elif spec.get("credential"):
@@ -505,6 +724,25 @@ def resolve_secrets(stack, persisted, adopted=None):
         else:
             values[name] = generate_secret(spec)
     return values
+
+
+def bcrypt_hash(password, kept=None):
+    """A bcrypt hash of ``password``: ``kept`` while it still matches (a new salt would change the files on every
+    run), else a new one; '' for no password. Needs the controller's Python ``bcrypt`` package (requirements.txt)."""
+    if not password:
+        return ""
+    try:
+        import bcrypt
+    except ImportError:
+        raise ValueError("the Python package bcrypt is missing on the controller; run make setup (or pip install bcrypt).")
+    secret = str(password).encode("utf-8")
+    if kept and kept.startswith("$2"):
+        try:
+            if bcrypt.checkpw(secret, kept.encode("ascii")):
+                return kept
+        except ValueError:
+            pass
+    return bcrypt.hashpw(secret, bcrypt.gensalt(rounds=10)).decode("ascii")
 
 
 def persisted_secrets(stack, values):

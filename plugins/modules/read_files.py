@@ -44,6 +44,14 @@ options:
     type: list
     elements: path
     required: true
+  dirs:
+    description:
+      - Absolute paths of directories to look into, without reading them, in the same call. Each one that holds
+        anything is listed in RV(nonempty_dirs); one that is missing or empty is not.
+      - A symbolic link or other non-directory at such a path counts as holding something, and is not followed.
+    type: list
+    elements: path
+    default: []
 """
 
 EXAMPLES = r"""
@@ -75,9 +83,17 @@ missing:
   type: list
   elements: str
   sample: [/opt/homelab/data/n8n/.n8n/config]
+nonempty_dirs:
+  description: The paths of O(dirs) that hold anything (or are not a directory), in their order.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/homelab/data/coolify-db]
 """
 
 import base64
+import os
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -97,15 +113,35 @@ def read_all(paths):
     return contents, missing, unreadable
 
 
+def nonempty(dirs):
+    """The paths of ``dirs`` that hold anything; a path that is there but is no directory (a link) counts, unfollowed."""
+    found = []
+    for path in dict.fromkeys(dirs):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(mode):
+            found.append(path)
+            continue
+        with os.scandir(path) as entries:
+            if next(entries, None) is not None:
+                found.append(path)
+    return found
+
+
 def main():
     module = AnsibleModule(
-        argument_spec=dict(paths=dict(type="list", elements="path", required=True)),
+        argument_spec=dict(
+            paths=dict(type="list", elements="path", required=True),
+            dirs=dict(type="list", elements="path", default=[]),
+        ),
         supports_check_mode=True,
     )
     contents, missing, unreadable = read_all(module.params["paths"])
     if unreadable:
         module.fail_json(msg="Cannot read %s." % "; ".join("%s (%s)" % item for item in sorted(unreadable.items())))
-    module.exit_json(changed=False, contents=contents, missing=missing)
+    module.exit_json(changed=False, contents=contents, missing=missing, nonempty_dirs=nonempty(module.params["dirs"]))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests
 from playbook_runs import assert_refused, flat, recap_changed, run_site  # noqa: E402
 
 NOT_A_TOKEN = "bm90LWEtdG9rZW4tYXQtYWxs"
+# Vault values that would inject a line into redis.conf, or split a dotenv value.
+HOSTILE_NEWLINE = "Molecule-Redis-0123\nrename-command CONFIG \"\""
+HOSTILE_SPACE = "Molecule db password with spaces"
 
 
 def assert_still_fresh(host):
@@ -70,17 +73,50 @@ def test_check_mode_runs_to_the_end_and_predicts_the_install(host):
          "main_stack_ports.n8n and mcp_stack_ports.x-mcp publish the same host port 5678; give each service its own port."),
         ({"main_stack_ports": {"open_webui": 5678}},
          "main_stack_ports.open_webui and main_stack_ports.n8n publish the same host port 5678; give each service its own port."),
+        # Owned before reachable (issue 22): hostile vault secrets, exposure, the whole inventory, the accounts.
+        ({"main_stack_secrets": {"coolify_redis_password": HOSTILE_NEWLINE}},
+         "main_stack_secrets.coolify_redis_password has a character that a file it is written to would misread; use only "
+         "letters, digits and ! % & ( ) * + , - . / : ; < = > ? @ [ ] ^ _ { | } ~."),
+        ({"main_stack_secrets": {"coolify_db_password": HOSTILE_SPACE}},
+         "main_stack_secrets.coolify_db_password has a character that a file it is written to would misread;"),
+        ({"homelab_bind_address": "0.0.0.0"},
+         "homelab_bind_address (0.0.0.0) would publish every port beyond this host, where Docker's published ports bypass "
+         "the firewall; keep 127.0.0.1 and reach the services through the tunnel, or set homelab_expose_on_lan: true to "
+         "accept that."),
+        ({"homelab_public_domain": "lab.example.org/evil"},
+         "homelab_public_domain (lab.example.org/evil) is not a DNS name; give a bare domain such as lab.example.org"),
+        ({"ollama_models": ["llama3.2:3b", "Not A Model!"]}, "ollama_models entry 2 ('Not A Model!')"),
+        ({"docker_install_source": "snap"},
+         "docker_install_source is 'snap', which role docker does not know; choose one of upstream, distro."),
+        ({"main_stack_open_webui_admin_email": "", "main_stack_coolify_root_email": ""},
+         "homelab_cloudflared_tunnel_token is set, so the tunnel can reach Open-WebUI before anyone owns it; set "
+         "main_stack_open_webui_admin_email and main_stack_open_webui_admin_password (vault) so its admin account exists "
+         "before its port opens. homelab_cloudflared_tunnel_token is set, so the tunnel can reach Coolify"),
+        ({"main_stack_coolify_root_email": "root@homelab.test"},
+         "main_stack_coolify_root_email ends in .test, which Coolify's root-user check refuses"),
     ],
     ids=["bad-token", "port-out-of-range", "image-override-shape", "image-below-feature-minimum", "relative-root",
          "missing-owner-password", "weak-owner-password", "unknown-secret", "mcp-partial-credentials",
-         "port-collision-across-stacks", "port-collision"],
+         "port-collision-across-stacks", "port-collision", "secret-with-newline", "secret-with-space", "bind-any",
+         "domain-with-path", "bad-model-name", "bad-install-source", "tunnel-without-accounts", "coolify-reserved-tld"],
 )
 def test_bad_input_fails_in_the_first_play_before_anything_changes(host, extra_vars, sentence):
     rc, output = run_site("-e", json.dumps(extra_vars))
     folded = assert_refused(rc, output, host.backend.host, sentence)
     # Refused by the validation play, before the play that installs Docker started.
     assert "PLAY [Install and configure Docker Engine" not in output
-    assert NOT_A_TOKEN not in folded
+    # Refused with nothing gathered: the first play has no fact-gathering task.
+    assert "TASK [Gathering Facts]" not in output
+    for secret in (NOT_A_TOKEN, "rename-command", "with spaces"):
+        assert secret not in folded
+    assert_still_fresh(host)
+
+
+def test_exposure_on_purpose_passes_the_first_play_and_names_ollamas_port(host):
+    rc, output = run_site("--check", "-e", json.dumps({"homelab_bind_address": "0.0.0.0", "homelab_expose_on_lan": True}))
+    assert rc == 0, output
+    assert "homelab_bind_address is 0.0.0.0 and homelab_expose_on_lan is true, so these answer anyone who reaches this " \
+           "host, with no login of their own: ollama on port 11434 (Ollama's API has no login)." in flat(output)
     assert_still_fresh(host)
 
 

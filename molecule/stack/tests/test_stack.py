@@ -125,8 +125,103 @@ def test_file_secrets_are_not_in_docker_inspect(host):
     assert "N8N_ENCRYPTION_KEY_FILE=/run/secrets/n8n_encryption_key" in inspect_all
     assert "WEBUI_SECRET_KEY_FILE=/run/secrets/open_webui_secret_key" in inspect_all
     assert "POSTGRES_PASSWORD_FILE=/run/secrets/coolify_db_password" in inspect_all
-    # The known limit: soketi reads its app credentials from its environment only.
-    assert secrets["coolify_pusher_app_secret"] in host.check_output("docker inspect coolify-realtime")
+    assert "N8N_INSTANCE_OWNER_PASSWORD_HASH_FILE=/run/secrets/n8n_owner_password_hash" in inspect_all
+
+
+def test_no_secret_or_account_password_in_docker_inspect_or_argv(host):
+    """0 secret values: every persisted secret (the realtime server's too), the token and the accounts' passwords."""
+    values = secret_values(host) + ACCOUNT_PASSWORDS
+    inspect_all = host.check_output("docker inspect $(docker ps -aq)")
+    argv = host.check_output("ps -eo args")
+    assert [value[:4] + "..." for value in values if value in inspect_all] == []
+    assert [value[:4] + "..." for value in values if value in argv] == []
+    # The realtime server got its app credentials all the same: Coolify's health needs them.
+    assert containers(host)["coolify-realtime"]["Health"] == "healthy"
+
+
+# --- Claimed before reachable: an anonymous client finds no setup page -------------------------
+
+ACCOUNT_PASSWORDS = ["Molecule-Owner-Pass-1", "Molecule-Admin-Pass-1", "Molecule-Root-Pass-1"]
+
+
+def http_raw(host, method, url, body=None, content_type="application/json"):
+    """(status, Location, body) of one request from inside the target, redirects not followed."""
+    script = ("import json, sys, urllib.request, urllib.error\n"
+              "class Stay(urllib.request.HTTPRedirectHandler):\n"
+              "    def redirect_request(self, *args, **kwargs):\n        return None\n"
+              "opener = urllib.request.build_opener(Stay)\n"
+              "data = sys.argv[3].encode() if len(sys.argv) > 3 else None\n"
+              "request = urllib.request.Request(sys.argv[2], data=data, method=sys.argv[1],\n"
+              "                                 headers={'Content-Type': sys.argv[4]} if data else {})\n"
+              "try:\n    response = opener.open(request)\nexcept urllib.error.HTTPError as error:\n    response = error\n"
+              "print(json.dumps([response.status, response.headers.get('Location'), response.read(400).decode()]))\n")
+    host.check_output("cat > /root/http_raw.py <<'EOF'\n%sEOF" % script)
+    args = [method, url] + ([body, content_type] if body is not None else [])
+    return tuple(json.loads(host.check_output("python3 /root/http_raw.py " + " ".join("'%s'" % arg for arg in args))))
+
+
+def test_n8n_refuses_a_stranger_its_owner_setup(host):
+    assert http_json(host, "http://127.0.0.1:5678/rest/settings")["data"]["userManagement"]["showSetupOnFirstLoad"] is False
+    stranger = {"email": "stranger@evil.test", "firstName": "S", "lastName": "T", "password": "Stranger-Pass-1"}
+    status, _location, body = http_raw(host, "POST", "http://127.0.0.1:5678/rest/owner/setup", json.dumps(stranger))
+    assert status == 400 and "Instance owner already setup" in body
+    status, _body = http_post_json(host, "http://127.0.0.1:5678/rest/login",
+                                   {"emailOrLdapLoginId": "stranger@evil.test", "password": "Stranger-Pass-1"})
+    assert status == 401
+
+
+def test_open_webui_has_its_admin_and_refuses_signup(host):
+    config = http_json(host, "http://127.0.0.1:3000/api/config")
+    assert "onboarding" not in config and config["features"]["enable_signup"] is False
+    stranger = {"name": "S", "email": "stranger@evil.test", "password": "Stranger-Pass-1"}
+    status, body = http_post_json(host, "http://127.0.0.1:3000/api/v1/auths/signup", stranger)
+    assert status == 403 and body["detail"].startswith("You do not have permission")
+    status, body = http_post_json(host, "http://127.0.0.1:3000/api/v1/auths/signin",
+                                  {"email": "admin@homelab.test", "password": "Molecule-Admin-Pass-1"})
+    assert status == 200 and body["role"] == "admin" and body["token"]
+    assert "WEBUI_ADMIN_EMAIL=admin@homelab.test" in host.check_output("docker inspect homelab-open-webui-1")
+
+
+def test_coolify_has_its_root_user_and_refuses_registration(host):
+    status, location, _body = http_raw(host, "GET", "http://127.0.0.1:8000/register")
+    assert status == 302 and location.endswith("/login")
+    form = "name=S&email=stranger%40evil.org&password=Stranger-Pass-1&password_confirmation=Stranger-Pass-1"
+    assert http_raw(host, "POST", "http://127.0.0.1:8000/register", form, "application/x-www-form-urlencoded")[0] == 403
+    signed_in = http_raw(host, "POST", "http://127.0.0.1:8000/login",
+                         "email=root%40homelab-molecule.org&password=Molecule-Root-Pass-1", "application/x-www-form-urlencoded")
+    assert signed_in[:2] == (302, "/")
+    refused = http_raw(host, "POST", "http://127.0.0.1:8000/login",
+                       "email=stranger%40evil.org&password=Stranger-Pass-1", "application/x-www-form-urlencoded")
+    assert refused[:2] == (302, "/login")
+
+
+@first_verify_only
+def test_a_lost_secrets_file_over_live_data_is_refused_until_it_is_back(host):
+    """A cleanup deleted secrets/main-stack.json: the run must not generate new passwords over the data."""
+    kept = {path: host.file(path).content_string
+            for path in (ROOT + "/docker-compose.yml", ROOT + "/data/coolify/source/.env",
+                         ROOT + "/config/coolify-redis/redis.conf")}
+    before = {name: entry["ID"] for name, entry in containers(host).items()}
+    secrets_file = ROOT + "/secrets/main-stack.json"
+    host.check_output("mv %s /root/main-stack.json.saved" % secrets_file)
+    try:
+        rc, output = run_site()
+        folded = assert_refused(rc, output, host.backend.host,
+                                "%s does not hold coolify_app_key, coolify_db_password, coolify_redis_password, but" % secrets_file,
+                                "put the file back (playbooks/restore.yml restores it from a backup)")
+        assert "PLAY [Install and configure Docker Engine" not in output
+        for path, content in kept.items():
+            assert host.file(path).content_string == content, path
+        assert not host.file(secrets_file).exists
+        running = containers(host)
+        assert {name: entry["ID"] for name, entry in running.items()} == before
+        assert all(entry["State"] == "running" for entry in running.values())
+        assert "Molecule-Root-Pass-1" not in folded
+    finally:
+        host.check_output("mv /root/main-stack.json.saved %s" % secrets_file)
+    rc, output = run_site()
+    assert rc == 0, output
+    assert recap_changed(output, host.backend.host) == 0
 
 
 def test_services_use_the_secrets_from_their_files(host):

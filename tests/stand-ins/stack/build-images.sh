@@ -120,8 +120,10 @@ recipe() {
                 install -d /var/www/html/storage/app"
             changes=("WORKDIR /var/www/html" "EXPOSE 8080" 'ENTRYPOINT []' 'CMD ["coolify-standin"]' "$label") ;;
         coolify-realtime)
-            setup="$install_standin realtime.py:/usr/local/bin/realtime-standin"
-            changes=("EXPOSE 6001 6002" 'ENTRYPOINT []' 'CMD ["realtime-standin"]' "$label") ;;
+            # Started as upstream's image starts (Dockerfile: ENTRYPOINT /bin/sh /soketi-entrypoint.sh),
+            # so the role's entrypoint wrapper runs the same path on both.
+            setup="$install_standin realtime.py:/soketi-entrypoint.sh"
+            changes=("EXPOSE 6001 6002" 'ENTRYPOINT ["/bin/sh", "/soketi-entrypoint.sh"]' 'CMD []' "$label") ;;
         cloudflared)
             setup="useradd --uid 65532 --user-group --home-dir /home/nonroot --shell /usr/sbin/nologin nonroot
                 install -d -o nonroot -g nonroot /home/nonroot

@@ -27,7 +27,7 @@ def test_each_pin_is_a_release_at_or_above_the_minimum_its_features_need(name):
     assert _catalogue.version_problem("main_stack_catalogue", name, entry) is None
 
 
-@pytest.mark.parametrize("name, feature", [("cloudflared", "--token-file"), ("n8n", "N8N_ENCRYPTION_KEY_FILE"),
+@pytest.mark.parametrize("name, feature", [("cloudflared", "--token-file"), ("n8n", "N8N_ENCRYPTION_KEY_FILE"), ("n8n", "N8N_INSTANCE_OWNER_"),
                                            ("open-webui", "WEBUI_SECRET_KEY_FILE")])
 def test_the_features_the_role_relies_on_have_their_minimum_recorded(name, feature):
     assert feature in CATALOGUE[name]["min_version"]["feature"]

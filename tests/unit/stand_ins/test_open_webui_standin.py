@@ -121,3 +121,34 @@ def test_urls_are_split_as_upstream_does(start):
         "http://a:11434"]
     urls = _get(open_webui(OLLAMA_BASE_URLS="http://a:11434/; ") + "/ollama/config")[1]["OLLAMA_BASE_URLS"]
     assert urls == ["http://a:11434/", ""]
+
+
+def _post(url, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_the_admin_from_the_environment_exists_before_anyone_signs_up_and_signup_is_closed(start):
+    _ollama, open_webui = start
+    webui = open_webui(ENABLE_SIGNUP="false", WEBUI_ADMIN_EMAIL="Admin@Homelab.test", WEBUI_ADMIN_PASSWORD="Admin-Pass-1")
+    status, config = _get(webui + "/api/config")
+    assert status == 200 and "onboarding" not in config and config["features"]["enable_signup"] is False
+    status, body = _post(webui + "/api/v1/auths/signup", {"name": "x", "email": "stranger@evil.test", "password": "x"})
+    assert status == 403 and body["detail"].startswith("You do not have permission")
+    assert _post(webui + "/api/v1/auths/signin", {"email": "admin@homelab.test", "password": "Admin-Pass-1"})[1]["role"] == "admin"
+    assert _post(webui + "/api/v1/auths/signin", {"email": "admin@homelab.test", "password": "wrong"})[0] == 400
+
+
+def test_without_an_admin_the_first_visitor_becomes_admin_as_upstream(start):
+    """What the role's account prevents: the unclaimed page a stranger would own."""
+    _ollama, open_webui = start
+    webui = open_webui(ENABLE_SIGNUP="false")
+    assert _get(webui + "/api/config")[1]["onboarding"] is True
+    status, body = _post(webui + "/api/v1/auths/signup", {"name": "x", "email": "stranger@evil.test", "password": "x"})
+    assert status == 200 and body["role"] == "admin"
+    assert "onboarding" not in _get(webui + "/api/config")[1]

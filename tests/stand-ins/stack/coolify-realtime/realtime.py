@@ -32,7 +32,7 @@ def ok(_handler):
 def main():
     exit_on_signals(SERVICE)
     env = require_env(SERVICE, ("SOKETI_DEFAULT_APP_ID", "SOKETI_DEFAULT_APP_KEY", "SOKETI_DEFAULT_APP_SECRET"))
-    log(SERVICE, f"STAND-IN coolify-realtime {VERSION}; app id {env['SOKETI_DEFAULT_APP_ID']}")
+    log(SERVICE, f"STAND-IN coolify-realtime {VERSION}; default app of {len(env)} settings")
     soketi = {("GET", "/"): ok, ("GET", "/ready"): ok, ("GET", "/accept-traffic"): ok}
     terminal = {("GET", "/ready"): ok}
     serve(SERVICE, [("0.0.0.0", int(os.environ.get("SOKETI_PORT") or 6001), soketi),

@@ -14,14 +14,36 @@ keeps the password it was initialised with).
 Values missing from the environment are read from /var/www/html/.env when
 that file is mounted, the environment winning, as Laravel's dotenv does.
 HTTP on 0.0.0.0:8080: GET /api/health -> "OK" (like the real one, the health
-answer does not consult the database). Runs as root; the real image runs its
+answer does not consult the database).
+The root user and registration, as upstream at v4.3.10:
+  - at every start, when no user with id 0 exists and ROOT_USER_EMAIL and
+    ROOT_USER_PASSWORD are set, the root user is created (name ROOT_USERNAME,
+    default "Root User") and registration is switched off
+    (database/seeders/RootUserSeeder.php l. 18-26, 49-59, 70-73). Invalid values only
+    log "ERROR Invalid Root User Environment Variables" and create nobody (l. 33-45):
+    the password needs 8+ characters with upper- and lowercase letters, a digit and a
+    symbol; the email is refused on a reserved top-level domain (.test, .example,
+    .invalid, .localhost, .local, .internal, .lan, .corp, .home, .private, .intranet);
+  - GET /register: 302 to /login while registration is off, else 200 with the form
+    (app/Providers/FortifyServiceProvider.php l. 47-57); GET /login with no user:
+    302 to /register (l. 63-66); POST /register while off: 403, else the first
+    user gets the root team and switches registration off (CreateNewUser.php l. 35-36, 53-71).
+  Stand-in differences: no DNS lookup for the email (upstream's email:dns rule also
+  needs an MX or A record, so an offline host fails it) and no check against
+  pwnedpasswords; users live in the container (/var/www/html/storage/standin-users.json),
+  not in PostgreSQL, so a recreated container seeds again; POST /login takes a form
+  (email, password) without Laravel's CSRF token and answers 302 to / (signed in) or
+  back to /login. Runs as root; the real image runs its
 PHP workers as www-data inside and expects /data/coolify owned by uid 9999.
 """
 
 import base64
 import hashlib
 import hmac
+import json
 import os
+import re
+import urllib.parse
 import socket
 import struct
 import sys
@@ -163,6 +185,97 @@ ROUTES = {
 }
 
 
+USERS = Path("/var/www/html/storage/standin-users.json")
+RESERVED_TLDS = ("test", "example", "invalid", "localhost", "local", "internal", "lan", "corp", "home", "private", "intranet")
+
+
+def load_users():
+    return json.loads(USERS.read_text()) if USERS.exists() else {"users": [], "registration": True}
+
+
+def save_users(state):
+    USERS.parent.mkdir(parents=True, exist_ok=True)
+    USERS.write_text(json.dumps(state))
+
+
+def digest(password):
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def root_user_valid(email, password):
+    domain_ok = re.match(r"^[^@\s]+@[^@\s]+\.[A-Za-z0-9-]+$", email) and email.rsplit(".", 1)[-1].lower() not in RESERVED_TLDS
+    strong = (len(password) >= 8 and re.search("[a-z]", password) and re.search("[A-Z]", password)
+              and re.search("[0-9]", password) and re.search("[^A-Za-z0-9]", password))
+    return bool(domain_ok and strong)
+
+
+def seed_root_user():
+    """RootUserSeeder: create user 0 from ROOT_USER_* once, then close registration."""
+    state = load_users()
+    if any(user["id"] == 0 for user in state["users"]):
+        log(SERVICE, "Root user already exists. Skipping creation.")
+        return
+    email, password = os.environ.get("ROOT_USER_EMAIL", ""), os.environ.get("ROOT_USER_PASSWORD", "")
+    if not email or not password:
+        return
+    if not root_user_valid(email, password):
+        log(SERVICE, "ERROR Invalid Root User Environment Variables")
+        return
+    state["users"].append({"id": 0, "name": os.environ.get("ROOT_USERNAME") or "Root User", "email": email,
+                           "password_sha256": digest(password)})
+    state["registration"] = False
+    save_users(state)
+    log(SERVICE, "Root user created from the environment; registration disabled")
+
+
+def form(handler):
+    length = int(handler.headers.get("Content-Length") or 0)
+    fields = urllib.parse.parse_qs(handler.rfile.read(length).decode() if length else "")
+    return dict((key, values[0]) for key, values in fields.items())
+
+
+def get_register(_handler):
+    if not load_users()["registration"]:
+        return 302, "", {"Location": "/login"}
+    return 200, "<form method=post action=/register>register (STAND-IN)</form>"
+
+
+def post_register(handler):
+    state = load_users()
+    if not state["registration"]:
+        return 403, "Forbidden"
+    fields = form(handler)
+    first = not state["users"]
+    state["users"].append({"id": 0 if first else len(state["users"]), "name": fields.get("name", ""),
+                           "email": fields.get("email", ""), "password_sha256": digest(fields.get("password", ""))})
+    if first:
+        state["registration"] = False
+    save_users(state)
+    return 302, "", {"Location": "/"}
+
+
+def get_login(_handler):
+    if not load_users()["users"]:
+        return 302, "", {"Location": "/register"}
+    return 200, "<form method=post action=/login>login (STAND-IN)</form>"
+
+
+def post_login(handler):
+    fields = form(handler)
+    for user in load_users()["users"]:
+        if user["email"] == fields.get("email") and user["password_sha256"] == digest(fields.get("password", "")):
+            return 302, "", {"Location": "/", "Set-Cookie": "coolify_session=standin; HttpOnly"}
+    return 302, "", {"Location": "/login"}
+
+
+ROUTES.update({
+    ("GET", "/register"): get_register,
+    ("POST", "/register"): post_register,
+    ("GET", "/login"): get_login,
+    ("POST", "/login"): post_login,
+})
+
+
 def main():
     exit_on_signals(SERVICE)
     load_dotenv()
@@ -174,6 +287,7 @@ def main():
     wait_for(f"postgres {db[0]}:{db[1]}", lambda: pg_login(*db, user, env["DB_PASSWORD"], database), deadline)
     redis = (os.environ.get("REDIS_HOST") or "redis", int(os.environ.get("REDIS_PORT") or 6379))
     wait_for(f"redis {redis[0]}:{redis[1]}", lambda: redis_login(*redis, env["REDIS_PASSWORD"]), deadline)
+    seed_root_user()
     log(SERVICE, f"STAND-IN coolify {VERSION} ready")
     serve(SERVICE, [("0.0.0.0", 8080, ROUTES)])
     return 0

@@ -55,6 +55,26 @@ is ignored on a later start; the stand-in always reads the environment. Not
 imitated: OLLAMA_API_CONFIGS (prefix_id, tags, model_ids, enable, key), the
 models cache (MODELS_CACHE_TTL), "expires_at" from /api/ps (l. 439-448), and
 /ollama/api/tags/{url_idx}.
+Accounts, as upstream at v0.12.4 (open_webui/ in the 0.12.4 wheel):
+  - at start, when WEBUI_ADMIN_EMAIL and WEBUI_ADMIN_PASSWORD are both set and there
+    is no user yet, an admin is created and signup is switched off (main.py lifespan
+    l. 400-404, utils/auth.py create_admin_user l. 631-660; env.py l. 806-808). Only
+    the environment is read: upstream has no _FILE variant;
+  - ENABLE_SIGNUP (config.py l. 1692) seeds "ui.enable_signup" on the first start
+    only; the stored value wins afterwards (models/config.py seed_defaults);
+  - POST /api/v1/auths/signup (routers/auths.py l. 854-907): with users and signup
+    off, 403 {"detail": "You do not have permission to access this resource. Please
+    contact your administrator for assistance."}; the first user ever becomes admin
+    and switches signup off (l. 831-834);
+  - POST /api/v1/auths/signin {email, password} (l. 663): 200 {"token", "token_type":
+    "Bearer", "id", "email", "name", "role"}, or 400 {"detail": "The email or password
+    provided is incorrect. Please check for typos and try logging in again."};
+  - GET /api/config for an anonymous client has "onboarding": true only while there is
+    no user, and "features": {"auth", "enable_signup", "enable_login_form", ...}
+    (main.py l. 2321-2323, 2393, 2405-2423).
+  Stand-in differences: users are kept in $DATA_DIR/users-standin.json with a
+  SHA-256 of the password (upstream: bcrypt in webui.db); tokens are random, not JWTs,
+  and no route checks them.
 Other endpoints: GET /health -> {"status": true}; GET /health/db; GET /api/version;
 GET /api/config -> includes "ollama_base_url(s)" (stand-in only: the real
 /api/config does not report them); GET /api/standin/ollama asks the first
@@ -63,9 +83,12 @@ Ollama URL for /api/version, to prove the network wiring.
 
 import base64
 import datetime
+import hashlib
 import json
 import os
+import secrets
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,6 +97,7 @@ from standin_http import exit_on_signals, fail, http_call, log, serve
 VERSION = "0.12.4"
 SERVICE = "open-webui"
 KEY_FILE = Path(".webui_secret_key")
+ACCOUNTS = None  # Accounts, made in main()
 
 
 def load_secret_key():
@@ -163,10 +187,81 @@ def probe_ollama(_handler):
     return 200, {"url": url, "reachable": status == 200, "status": status, "body": text}
 
 
+ACCESS_PROHIBITED = "You do not have permission to access this resource. Please contact your administrator for assistance."
+INVALID_CRED = "The email or password provided is incorrect. Please check for typos and try logging in again."
+
+
+class Accounts:
+    """The users and the stored "ui.enable_signup", kept in the data directory."""
+
+    def __init__(self, data_dir):
+        self.path = data_dir / "users-standin.json"
+        self.lock = threading.Lock()
+        self.state = json.loads(self.path.read_text()) if self.path.exists() else {"users": [], "config": {}}
+        # seed_defaults: a stored value wins over the environment.
+        self.state["config"].setdefault("ui.enable_signup", os.environ.get("ENABLE_SIGNUP", "True").lower() == "true")
+        self.save()
+
+    def save(self):
+        self.path.write_text(json.dumps(self.state))
+
+    @staticmethod
+    def digest(password):
+        return hashlib.sha256(password.encode()).hexdigest()
+
+    def add(self, email, name, password, role):
+        user = {"id": secrets.token_hex(8), "email": email.lower(), "name": name, "role": role,
+                "password_sha256": self.digest(password)}
+        self.state["users"].append(user)
+        if role == "admin":
+            self.state["config"]["ui.enable_signup"] = False
+        self.save()
+        return user
+
+    def create_admin_from_env(self):
+        email, password = os.environ.get("WEBUI_ADMIN_EMAIL", ""), os.environ.get("WEBUI_ADMIN_PASSWORD", "")
+        if not (email and password):
+            return
+        if self.state["users"]:
+            log(SERVICE, "Users already exist, skipping admin creation")
+            return
+        self.add(email, os.environ.get("WEBUI_ADMIN_NAME", "Admin"), password, "admin")
+        log(SERVICE, f"Admin user created: {email.lower()}")
+
+
+def session(user):
+    return {"token": secrets.token_urlsafe(24), "token_type": "Bearer", "id": user["id"], "email": user["email"],
+            "name": user["name"], "role": user["role"]}
+
+
+def signup(handler):
+    body = handler.json_body()
+    with ACCOUNTS.lock:
+        if ACCOUNTS.state["users"] and not ACCOUNTS.state["config"]["ui.enable_signup"]:
+            return 403, {"detail": ACCESS_PROHIBITED}
+        role = "pending" if ACCOUNTS.state["users"] else "admin"
+        user = ACCOUNTS.add(str(body.get("email", "")), str(body.get("name", "")), str(body.get("password", "")), role)
+    return 200, session(user)
+
+
+def signin(handler):
+    body = handler.json_body()
+    email, digest = str(body.get("email", "")).lower(), Accounts.digest(str(body.get("password", "")))
+    for user in ACCOUNTS.state["users"]:
+        if user["email"] == email and user["password_sha256"] == digest:
+            return 200, session(user)
+    return 400, {"detail": INVALID_CRED}
+
+
 def config(_handler):
     urls = ollama_urls()
-    return 200, {"status": True, "name": "Open WebUI (STAND-IN)", "version": VERSION,
-                 "ollama_base_url": urls[0], "ollama_base_urls": urls}
+    answer = {"status": True, "name": "Open WebUI (STAND-IN)", "version": VERSION,
+              "features": {"auth": True, "enable_signup": ACCOUNTS.state["config"]["ui.enable_signup"],
+                           "enable_login_form": True},
+              "ollama_base_url": urls[0], "ollama_base_urls": urls}
+    if not ACCOUNTS.state["users"]:
+        answer["onboarding"] = True
+    return 200, answer
 
 
 ROUTES = {
@@ -175,6 +270,8 @@ ROUTES = {
     ("GET", "/health/db"): lambda handler: (200, {"status": True}),
     ("GET", "/api/version"): lambda handler: (200, {"version": VERSION}),
     ("GET", "/api/config"): config,
+    ("POST", "/api/v1/auths/signup"): signup,
+    ("POST", "/api/v1/auths/signin"): signin,
     ("GET", "/api/standin/ollama"): probe_ollama,
     ("GET", "/ollama/"): lambda handler: (200, {"status": True}),
     ("GET", "/ollama/config"): ollama_config,
@@ -190,6 +287,9 @@ def main():
         data_dir.mkdir(parents=True, exist_ok=True)
         started = datetime.datetime.now(datetime.timezone.utc).isoformat()
         (data_dir / "webui.db-standin").write_text(f"STAND-IN for tests: not a database\nstarted {started}\n")
+        global ACCOUNTS  # pylint: disable=global-statement
+        ACCOUNTS = Accounts(data_dir)
+        ACCOUNTS.create_admin_from_env()
     except OSError as error:
         fail(SERVICE, f"{type(error).__name__}: [Errno {error.errno}] {error.strerror}: '{error.filename}'")
     log(SERVICE, f"STAND-IN open-webui {VERSION}; data in {data_dir}; ollama at {';'.join(ollama_urls())}")

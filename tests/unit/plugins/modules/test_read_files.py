@@ -29,3 +29,18 @@ def test_a_path_that_exists_but_cannot_be_read_fails_naming_it(run_module, tmp_p
     assert result["failed"] is True
     assert result["msg"].startswith("Cannot read %s (" % tmp_path)
     assert "contents" not in result
+
+
+def test_directories_are_reported_when_they_hold_anything_and_links_are_not_followed(run_module, tmp_path):
+    full = tmp_path / "coolify-db"
+    full.mkdir()
+    (full / "PG_VERSION").write_text("16\n")
+    empty = tmp_path / "coolify-redis"
+    empty.mkdir()
+    link = tmp_path / "planted"
+    link.symlink_to(empty)
+
+    result = run_module(read_files, {"paths": [], "dirs": [str(tmp_path / "none"), str(empty), str(full), str(link)]})
+
+    assert result["failed"] is False and result["changed"] is False
+    assert result["nonempty_dirs"] == [str(full), str(link)]

@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+import glob
+import os
 from collections.abc import Mapping
+
+import yaml
 
 DOCUMENTATION = r"""
 name: inventory_problems
@@ -21,8 +25,10 @@ description:
   - Returns one sentence per problem, naming the variable, the role and what to give instead.
 options:
   _input:
-    description: Role name to the parsed content of its C(meta/argument_specs.yml).
-    type: dict
+    description:
+      - The collection's C(roles) directory, whose C(*/meta/argument_specs.yml) are read (on the controller), or a
+        mapping of role name to the parsed content of its C(meta/argument_specs.yml).
+    type: raw
     required: true
   host_vars:
     description: The host's variables, usually C(hostvars[inventory_hostname]); only the names the specs know are read.
@@ -33,9 +39,7 @@ options:
 EXAMPLES = r"""
 - name: Check the inventory against every role's argument spec
   ansible.builtin.set_fact:
-    problems: "{{ specs | homelab.core.inventory_problems(hostvars[inventory_hostname]) }}"
-  vars:
-    specs: "{{ {'docker': lookup('ansible.builtin.file', 'roles/docker/meta/argument_specs.yml') | from_yaml} }}"
+    problems: "{{ role_path | dirname | homelab.core.inventory_problems(hostvars[inventory_hostname]) }}"
 """
 
 RETURN = r"""
@@ -64,8 +68,19 @@ def _type_problem(kind, value):
     return None
 
 
+def role_specs(roles_dir):
+    """Role name -> the parsed meta/argument_specs.yml of each role under ``roles_dir``."""
+    specs = {}
+    for path in sorted(glob.glob(os.path.join(str(roles_dir), "*", "meta", "argument_specs.yml"))):
+        with open(path, encoding="utf-8") as stream:
+            specs[os.path.basename(os.path.dirname(os.path.dirname(path)))] = yaml.safe_load(stream)
+    return specs
+
+
 def inventory_problems(roles, host_vars):
     problems, seen = [], set()
+    if not isinstance(roles, Mapping):
+        roles = role_specs(roles)
     for role, specs in sorted((roles or {}).items()):
         for entry in ((specs or {}).get("argument_specs") or {}).values():
             for name, option in sorted(((entry or {}).get("options") or {}).items()):

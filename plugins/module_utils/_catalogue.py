@@ -34,6 +34,7 @@ Stack definition keys:
                     there (n8n's encryption key in data/n8n/config) wins over the persisted one
 ``expose_on_lan``   true lets ``bind_address`` be an address other hosts reach (refused otherwise)
 ``public_domain``   the domain served through the tunnel ('' for none): must be a DNS name
+``subnets``         inventory variable -> a network's fixed subnet (CIDR), which must be private
 ``tunnel``          true when a tunnel routes to the stack's services: every ``accounts`` entry is required
 ``accounts``        [{service, label, email, password, password_rule (n8n|coolify|basic), variables: {email,
                     password}}]: the admin account each service gets before its port opens
@@ -287,6 +288,7 @@ def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
         problems.extend(problem for problem in stack.get("problems") or [] if problem)
         problems.extend(_paths_problems(stack))
         problems.extend(_domain_problems(stack))
+        problems.extend(_subnet_problems(stack))
         problems.extend(_override_problems(stack))
         adopted_here = adopted_values(stack, adopted)
         problems.extend(_secret_problems(stack, persisted.get(stack["name"]) or {}, adopted_here))
@@ -393,6 +395,21 @@ def _domain_problems(stack):
             "labels of letters, digits and inner hyphens, with no scheme, path or port." % domain[:80]
         ]
     return []
+
+
+def _subnet_problems(stack):
+    problems = []
+    for variable, value in sorted((stack.get("subnets") or {}).items()):
+        try:
+            network = ipaddress.ip_network(str(value), strict=True)
+        except ValueError:
+            network = None
+        if network is None or not network.is_private or network.num_addresses < 8:
+            problems.append(
+                "%s (%s) is not a private network of 8 addresses or more in CIDR form; give one such as 172.31.250.0/24 "
+                "that no other network of this host overlaps." % (variable, value)
+            )
+    return problems
 
 
 def is_dns_name(name):
@@ -531,11 +548,12 @@ def stack_warnings(stacks):
         for account in stack.get("accounts") or []:
             entry = services.get(account["service"]) or {}
             if entry.get("enabled") and not account.get("email") and not _truthy(stack.get("tunnel", False)):
+                variables = account["variables"]
                 warnings.append(
                     "%s has no admin account from the inventory (%s), so whoever first opens %s owns it; set %s and %s, "
-                    "or claim it yourself now." % (account.get("label", account["service"]), account["variables"]["email"],
-                                                    _local_url(stack, entry), account["variables"]["email"],
-                                                    account["variables"]["password"])
+                    "or claim it yourself now."
+                    % (account.get("label", account["service"]), variables["email"], _local_url(stack, entry),
+                       variables["email"], variables["password"])
                 )
         try:
             exposed = not ipaddress.ip_address(str(stack.get("bind_address"))).is_loopback

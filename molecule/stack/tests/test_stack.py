@@ -139,6 +139,18 @@ def test_no_secret_or_account_password_in_docker_inspect_or_argv(host):
     assert containers(host)["coolify-realtime"]["Health"] == "healthy"
 
 
+@first_verify_only
+def test_no_secret_in_a_very_verbose_converge_that_rewrites_a_secret_file(host):
+    """-vvv prints every module's arguments and results: the secrets must be censored there too."""
+    host.check_output("rm %s/config/coolify-redis/redis.conf %s/secrets/n8n/n8n_owner_password_hash" % (ROOT, ROOT))
+    rc, output = run_site("-vvv")
+    assert rc == 0, output[-3000:]
+    assert host.file(ROOT + "/config/coolify-redis/redis.conf").exists
+    assert host.file(ROOT + "/secrets/n8n/n8n_owner_password_hash").exists
+    values = secret_values(host) + ACCOUNT_PASSWORDS
+    assert [value[:4] + "..." for value in values if value in output] == []
+
+
 # --- Claimed before reachable: an anonymous client finds no setup page -------------------------
 
 ACCOUNT_PASSWORDS = ["Molecule-Owner-Pass-1", "Molecule-Admin-Pass-1", "Molecule-Root-Pass-1"]
@@ -323,6 +335,47 @@ def test_coolify_key_is_authorized_once_and_visible_to_coolify(host):
     # Where Coolify's seeder looks for the key of localhost.
     keys = host.check_output("docker exec coolify ls /var/www/html/storage/app/ssh/keys").split()
     assert "id.root@host.docker.internal" in keys
+
+
+COOLIFY_KEY = ROOT + "/data/coolify/ssh/keys/id.root@host.docker.internal"
+
+
+def ssh_as_root_from(host, container):
+    """Log in to the target's sshd as root with Coolify's key, from the network namespace of a container."""
+    pid = host.check_output("docker inspect -f '{{.State.Pid}}' %s" % container)
+    # host.docker.internal:host-gateway is the default bridge's gateway, where sshd listens too.
+    gateway = host.check_output("docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}'")
+    return host.run("nsenter --target %s --net ssh -i %s -o BatchMode=yes -o StrictHostKeyChecking=no"
+                    " -o UserKnownHostsFile=/dev/null -o ConnectTimeout=10 root@%s true" % (pid, COOLIFY_KEY, gateway))
+
+
+def test_coolifys_root_key_logs_in_only_from_coolifys_network(host):
+    """Coolify is root on this host by design; its key must be worth nothing anywhere else."""
+    line = [entry for entry in host.file("/root/.ssh/authorized_keys").content_string.splitlines() if entry.endswith(" coolify")]
+    assert len(line) == 1 and line[0].startswith('from="172.31.250.0/24",restrict,pty ssh-ed25519 '), line
+    subnet = host.check_output("docker network inspect coolify -f '{{(index .IPAM.Config 0).Subnet}}'")
+    assert subnet == "172.31.250.0/24"
+    allowed = ssh_as_root_from(host, "coolify")
+    assert allowed.rc == 0, allowed.stderr
+    # The same key from Ollama's network (intranet), which the fence must refuse.
+    refused = ssh_as_root_from(host, "homelab-ollama-1")
+    assert refused.rc == 255 and "Permission denied" in refused.stderr, (refused.rc, refused.stderr)
+
+
+@first_verify_only
+def test_coolify_switched_off_takes_its_containers_and_root_login_and_keeps_its_data(host):
+    off = json.dumps({"main_stack_coolify_enabled": False})
+    rc, output = run_site("-e", off)
+    assert rc == 0, output
+    assert not {"coolify", "coolify-db", "coolify-redis", "coolify-realtime"} & set(containers(host))
+    assert " coolify" not in host.file("/root/.ssh/authorized_keys").content_string
+    assert host.file(ROOT + "/data/coolify-db").is_directory and host.file(COOLIFY_KEY).exists
+    rc, output = run_site("-e", off)
+    assert rc == 0 and recap_changed(output, host.backend.host) == 0, output
+    rc, output = run_site()
+    assert rc == 0, output
+    assert containers(host)["coolify"]["Health"] == "healthy"
+    assert ssh_as_root_from(host, "coolify").rc == 0
 
 
 def test_last_converge_changed_only_the_drift(host):

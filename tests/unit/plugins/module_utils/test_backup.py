@@ -30,7 +30,12 @@ def stack(name="main", project="homelab", services=None, **extra):
 
 def main_catalogue():
     with open(os.path.join(REPO, "roles", "main_stack", "defaults", "main.yml"), encoding="utf-8") as stream:
-        return yaml.safe_load(stream)["main_stack_catalogue"]
+        catalogue = yaml.safe_load(stream)["main_stack_catalogue"]
+    # Coolify's four services as the default main_stack_coolify_enabled (true) renders them.
+    for entry in catalogue.values():
+        if entry.get("enabled") == "{{ main_stack_coolify_enabled }}":
+            entry["enabled"] = True
+    return catalogue
 
 
 def test_the_main_stack_dumps_postgres_saves_redis_and_leaves_live_and_generated_files_out():

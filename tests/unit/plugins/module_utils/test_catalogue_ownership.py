@@ -7,6 +7,7 @@ homelab.core.stack_warnings (a warning), naming the variable and never printing 
 from __future__ import annotations
 
 import copy
+import os
 
 import bcrypt
 import pytest
@@ -32,7 +33,8 @@ ACCOUNTS = [
 
 def owned(**changes):
     definition = copy.deepcopy(STACK)
-    definition.update(accounts=copy.deepcopy(ACCOUNTS), tunnel=True, public_domain="lab.example.org")
+    definition.update(accounts=copy.deepcopy(ACCOUNTS), tunnel=True, public_domain="lab.example.org",
+                      subnets={"main_stack_coolify_subnet": "172.31.250.0/24"})
     for key, value in changes.items():
         definition[key] = value
     return definition
@@ -88,12 +90,17 @@ HOSTILE = "Pa55word\nrename-command CONFIG \"\""
         ({"accounts": account(1, password="Rootpass1")},
          "main_stack_coolify_root_password must be 8 characters or more with upper- and lowercase letters, a digit and a "
          "symbol"),
+        ({"subnets": {"main_stack_coolify_subnet": "8.8.8.0/24"}},
+         "main_stack_coolify_subnet (8.8.8.0/24) is not a private network of 8 addresses or more in CIDR form"),
+        ({"subnets": {"main_stack_coolify_subnet": "172.31.250.1/24"}},
+         "main_stack_coolify_subnet (172.31.250.1/24) is not a private network"),
         ({"accounts": account(1, password="weak-pass-1", password_rule="n8n")},
          "main_stack_coolify_root_password must be 8 to 64 characters with a digit and an uppercase letter (n8n's rule)"),
     ],
     ids=["newline-secret", "space-secret", "dollar-secret", "hostile-account-password", "hostile-name", "bind-any",
          "bind-lan", "domain-with-path", "domain-with-scheme", "tunnel-without-account", "bad-email",
-         "missing-password", "short-password", "coolify-reserved-tld", "coolify-weak-password", "n8n-weak-password"],
+         "missing-password", "short-password", "coolify-reserved-tld", "coolify-weak-password", "public-subnet",
+         "host-bits-set", "n8n-weak-password"],
 )
 def test_each_rule_is_one_sentence_naming_the_variable_and_never_the_value(changes, sentence):
     # A new host: nothing persisted yet.
@@ -187,3 +194,10 @@ def result(service, status, answer):
 )
 def test_a_setup_page_counts_as_open_as_each_upstream_answers(answer, is_open):
     assert setup_pages([answer]) == ([answer["probe"]["service"]] if is_open else [])
+
+
+def test_the_collections_own_role_specs_are_read_and_applied():
+    roles = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles")
+    assert inventory_problems(roles, {"docker_install_source": "snap", "homelab_gpu_mode": "sometimes"}) == [
+        "docker_install_source is 'snap', which role docker does not know; choose one of upstream, distro.",
+        "homelab_gpu_mode is 'sometimes', which role homelab does not know; choose one of auto, required, off."]

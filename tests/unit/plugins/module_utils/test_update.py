@@ -16,6 +16,10 @@ REPO = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
 def main_stack(images=None, registry=""):
     with open(os.path.join(REPO, "roles", "main_stack", "defaults", "main.yml"), encoding="utf-8") as stream:
         catalogue = yaml.safe_load(stream)["main_stack_catalogue"]
+    # Coolify's four services as the default main_stack_coolify_enabled (true) renders them.
+    for entry in catalogue.values():
+        if entry.get("enabled") == "{{ main_stack_coolify_enabled }}":
+            entry["enabled"] = True
     return {"name": "main", "project": "homelab", "root": "/opt/homelab", "data_root": "/opt/homelab/data",
             "image_registry": registry, "services": catalogue, "overrides": {"images": images or {}}}
 

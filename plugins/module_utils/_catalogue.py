@@ -24,7 +24,8 @@ Stack definition keys:
 ``networks``        compose networks (name -> compose network definition)
 ``secrets``         secret name -> {pinned, generate (alnum|laravel_key), length, value, persist, credential,
                     bcrypt_of} (a ``credential`` comes only from the inventory: never generated nor persisted;
-                    ``bcrypt_of`` is a password whose bcrypt hash is the secret, kept while it matches)
+                    ``bcrypt_of`` is a password whose bcrypt hash is the secret, salted from the per-host key,
+                    never persisted)
 ``services``        the catalogue: service name -> entry (see SERVICE_KEYS)
 ``overrides``       {images: {...}, ports: {...}} from the inventory, per service
 ``variables``       the inventory variable names behind overrides/secrets, for messages
@@ -730,7 +731,7 @@ def resolve_secrets(stack, persisted, adopted=None):
         if "value" in spec:
             values[name] = spec["value"] or ""
         elif "bcrypt_of" in spec:
-            values[name] = bcrypt_hash(spec["bcrypt_of"] or "", persisted.get(name))
+            continue
         elif name in inventory:
             values[name] = inventory[name]
         elif spec.get("credential"):
@@ -741,36 +742,45 @@ def resolve_secrets(stack, persisted, adopted=None):
             values[name] = persisted[name]
         else:
             values[name] = generate_secret(spec)
+    # Derived from the per-host key, which is resolved above: the same password gives the same hash.
+    for name, spec in specs.items():
+        if "bcrypt_of" in spec:
+            values[name] = bcrypt_hash(spec["bcrypt_of"] or "", values[HASH_KEY_SECRET], name)
     return values
 
 
-def bcrypt_hash(password, kept=None):
-    """A bcrypt hash of ``password``: ``kept`` while it still matches (a new salt would change the files on every
-    run), else a new one; '' for no password. Needs the controller's Python ``bcrypt`` package (requirements.txt)."""
+BCRYPT_ALPHABET = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def bcrypt_hash(password, key, name=""):
+    """A bcrypt hash (cost 10) of ``password``, '' for none, with a salt derived from the per-host ``key``.
+
+    The same password gives the same hash on every run, so the files that hold it stay unchanged and
+    no hash needs persisting (it would then sit in secrets/*.json beside the service's own copy in
+    its database); a new password gives a new hash. Needs the controller's Python ``bcrypt`` package.
+    """
     if not password:
         return ""
     try:
         import bcrypt
     except ImportError:
         raise ValueError("the Python package bcrypt is missing on the controller; run make setup (or pip install bcrypt).")
-    secret = str(password).encode("utf-8")
-    if kept and kept.startswith("$2"):
-        try:
-            if bcrypt.checkpw(secret, kept.encode("ascii")):
-                return kept
-        except ValueError:
-            pass
-    return bcrypt.hashpw(secret, bcrypt.gensalt(rounds=10)).decode("ascii")
+    digest = hmac.new(str(key).encode(), ("%s:%s" % (name, password)).encode("utf-8"), hashlib.sha256).digest()
+    # 22 characters of bcrypt's base64; the last one carries only 2 bits, so it is one of . O e u.
+    salt = "".join(BCRYPT_ALPHABET[byte % 64] for byte in digest[:21]) + BCRYPT_ALPHABET[(digest[21] % 4) * 16]
+    return bcrypt.hashpw(str(password).encode("utf-8"), ("$2b$10$" + salt).encode("ascii")).decode("ascii")
 
 
 def persisted_secrets(stack, values):
-    """What the host keeps in the secrets file: the generated or inventory-given ones, not explicit values."""
+    """What the host keeps in the secrets file: the generated or inventory-given ones, not explicit values,
+    credentials or derived hashes."""
     specs = dict(stack.get("secrets") or {})
     specs.setdefault(HASH_KEY_SECRET, {})
+    derived = ("value", "bcrypt_of")
     return {
         name: values[name]
         for name in sorted(specs)
-        if "value" not in specs[name] and specs[name].get("persist", True) and not specs[name].get("credential")
+        if not any(key in specs[name] for key in derived) and specs[name].get("persist", True) and not specs[name].get("credential")
     }
 
 

@@ -69,8 +69,9 @@ def test_no_port_listens_on_every_address(host):
     listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
     published = [address for address in listeners if address.endswith((":11434", ":3000", ":5678", ":8000", ":6001", ":6002"))]
     assert sorted(published) == sorted("127.0.0.1:%d" % port for port in (11434, 3000, 5678, 8000, 6001, 6002))
+    # 5000: the test registry itself; 22: the target's sshd, which Coolify logs in to (prepare.yml).
     assert not [address for address in listeners if address.startswith(("0.0.0.0:", "*:", "[::]:"))
-                and not address.endswith(":5000")]  # 5000: the test registry itself
+                and not address.endswith((":5000", ":22"))]
 
 
 @pytest.mark.parametrize(
@@ -137,6 +138,20 @@ def test_no_secret_or_account_password_in_docker_inspect_or_argv(host):
     assert [value[:4] + "..." for value in values if value in argv] == []
     # The realtime server got its app credentials all the same: Coolify's health needs them.
     assert containers(host)["coolify-realtime"]["Health"] == "healthy"
+
+
+@first_verify_only
+def test_exposure_on_purpose_deploys_on_every_address_and_names_ollamas_port(host):
+    exposed = json.dumps({"homelab_bind_address": "0.0.0.0", "homelab_expose_on_lan": True})
+    rc, output = run_site("-e", exposed)
+    assert rc == 0, output[-3000:]
+    assert "homelab_bind_address is 0.0.0.0 and homelab_expose_on_lan is true, so these answer anyone who reaches this " \
+           "host, with no login of their own: ollama on port 11434 (Ollama's API has no login)." in flat(output)
+    assert "0.0.0.0:11434" in host.check_output("ss -Hltn | awk '{print $4}'").split()
+    rc, output = run_site()
+    assert rc == 0, output[-3000:]
+    assert not [address for address in host.check_output("ss -Hltn | awk '{print $4}'").split()
+                if address.startswith("0.0.0.0:") and not address.endswith((":5000", ":22"))]
 
 
 @first_verify_only

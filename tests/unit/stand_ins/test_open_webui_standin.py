@@ -30,12 +30,19 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _get(url):
+def _request(url, body=None):
+    """(status, JSON answer) of a GET, or of a POST of ``body`` as JSON."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:
+        with urllib.request.urlopen(request, timeout=15) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.load(error)
+
+
+def _get(url):
+    return _request(url)
 
 
 def _wait(url):
@@ -124,13 +131,7 @@ def test_urls_are_split_as_upstream_does(start):
 
 
 def _post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+    return _request(url, body)
 
 
 def test_the_admin_from_the_environment_exists_before_anyone_signs_up_and_signup_is_closed(start):

@@ -144,13 +144,17 @@ def test_exposure_on_purpose_is_accepted_and_names_each_port_without_a_login():
         "with no login of their own: ollama on port 11434 (Ollama's API has no login)."]
 
 
-def test_the_bcrypt_hash_is_kept_while_it_matches_and_made_anew_when_the_password_changes():
-    first = _catalogue.bcrypt_hash("Owner-Pass-1")
-    assert bcrypt.checkpw(b"Owner-Pass-1", first.encode()) and first.startswith("$2b$10$")
-    assert _catalogue.bcrypt_hash("Owner-Pass-1", first) == first
-    second = _catalogue.bcrypt_hash("Owner-Pass-2", first)
-    assert second != first and bcrypt.checkpw(b"Owner-Pass-2", second.encode())
-    assert _catalogue.bcrypt_hash("", first) == ""
+def test_the_bcrypt_hash_is_stable_per_host_and_password_and_never_persisted():
+    first = _catalogue.bcrypt_hash("Owner-Pass-1", "k" * 48, "n8n_owner_password_hash")
+    assert bcrypt.checkpw(b"Owner-Pass-1", first.encode()) and first.startswith("$2b$10$") and len(first) == 60
+    assert _catalogue.bcrypt_hash("Owner-Pass-1", "k" * 48, "n8n_owner_password_hash") == first
+    assert _catalogue.bcrypt_hash("Owner-Pass-2", "k" * 48, "n8n_owner_password_hash") != first
+    assert _catalogue.bcrypt_hash("Owner-Pass-1", "another-host-key", "n8n_owner_password_hash") != first
+    assert _catalogue.bcrypt_hash("", "k" * 48) == ""
+    definition = owned(secrets=dict(STACK["secrets"], owner_hash={"bcrypt_of": "Owner-Pass-1"}))
+    values = _catalogue.resolve_secrets(definition, PERSISTED)
+    assert bcrypt.checkpw(b"Owner-Pass-1", values["owner_hash"].encode())
+    assert "owner_hash" not in _catalogue.persisted_secrets(definition, values)
 
 
 SPECS = {"docker": {"argument_specs": {"main": {"options": {

@@ -141,20 +141,6 @@ def test_no_secret_or_account_password_in_docker_inspect_or_argv(host):
 
 
 @first_verify_only
-def test_exposure_on_purpose_deploys_on_every_address_and_names_ollamas_port(host):
-    exposed = json.dumps({"homelab_bind_address": "0.0.0.0", "homelab_expose_on_lan": True})
-    rc, output = run_site("-e", exposed)
-    assert rc == 0, output[-3000:]
-    assert "homelab_bind_address is 0.0.0.0 and homelab_expose_on_lan is true, so these answer anyone who reaches this " \
-           "host, with no login of their own: ollama on port 11434 (Ollama's API has no login)." in flat(output)
-    assert "0.0.0.0:11434" in host.check_output("ss -Hltn | awk '{print $4}'").split()
-    rc, output = run_site()
-    assert rc == 0, output[-3000:]
-    assert not [address for address in host.check_output("ss -Hltn | awk '{print $4}'").split()
-                if address.startswith("0.0.0.0:") and not address.endswith((":5000", ":22"))]
-
-
-@first_verify_only
 def test_no_secret_in_a_very_verbose_converge_that_rewrites_a_secret_file(host):
     """-vvv prints every module's arguments and results: the secrets must be censored there too."""
     host.check_output("rm %s/config/coolify-redis/redis.conf %s/secrets/n8n/n8n_owner_password_hash" % (ROOT, ROOT))
@@ -378,17 +364,25 @@ def test_coolifys_root_key_logs_in_only_from_coolifys_network(host):
 
 
 @first_verify_only
-def test_coolify_switched_off_takes_its_containers_and_root_login_and_keeps_its_data(host):
-    off = json.dumps({"main_stack_coolify_enabled": False})
-    rc, output = run_site("-e", off)
-    assert rc == 0, output
+def test_exposed_on_purpose_without_coolify_then_back_to_loopback_with_it(host):
+    """Two choices in one pair of runs (each recreates the stack): LAN exposure, which deploys on every
+    address and names Ollama's port; Coolify switched off, which takes its containers and its root
+    login and keeps its data. Then back: loopback only, Coolify healthy, its key logging in again."""
+    chosen = json.dumps({"homelab_bind_address": "0.0.0.0", "homelab_expose_on_lan": True, "main_stack_coolify_enabled": False})
+    rc, output = run_site("-e", chosen)
+    assert rc == 0, output[-3000:]
+    assert "homelab_bind_address is 0.0.0.0 and homelab_expose_on_lan is true, so these answer anyone who reaches this " \
+           "host, with no login of their own: ollama on port 11434 (Ollama's API has no login)." in flat(output)
+    assert "0.0.0.0:11434" in host.check_output("ss -Hltn | awk '{print $4}'").split()
     assert not {"coolify", "coolify-db", "coolify-redis", "coolify-realtime"} & set(containers(host))
     assert " coolify" not in host.file("/root/.ssh/authorized_keys").content_string
     assert host.file(ROOT + "/data/coolify-db").is_directory and host.file(COOLIFY_KEY).exists
-    rc, output = run_site("-e", off)
-    assert rc == 0 and recap_changed(output, host.backend.host) == 0, output
+    rc, output = run_site("-e", chosen)
+    assert rc == 0 and recap_changed(output, host.backend.host) == 0, output[-3000:]
     rc, output = run_site()
-    assert rc == 0, output
+    assert rc == 0, output[-3000:]
+    assert not [address for address in host.check_output("ss -Hltn | awk '{print $4}'").split()
+                if address.startswith("0.0.0.0:") and not address.endswith((":5000", ":22"))]
     assert containers(host)["coolify"]["Health"] == "healthy"
     assert ssh_as_root_from(host, "coolify").rc == 0
 

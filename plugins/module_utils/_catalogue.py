@@ -572,10 +572,15 @@ def stack_warnings(stacks):
     return list(dict.fromkeys(warnings))
 
 
-def _local_url(stack, entry):
+def local_host(stack):
+    """The host part of a URL that reaches the stack's published ports from this host (loopback for any-address)."""
     address = stack.get("bind_address") or "127.0.0.1"
     host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
-    return "http://%s:%s/" % ("[%s]" % host if ":" in host else host, entry.get("port"))
+    return "[%s]" % host if ":" in host else host
+
+
+def _local_url(stack, entry):
+    return "http://%s:%s/" % (local_host(stack), entry.get("port"))
 
 
 def _override_problems(stack):
@@ -1074,10 +1079,7 @@ def compose_document(stack, services, values, gpu_reservation="none"):
 
 def stack_probes(stack, services):
     """stack_health's `services` list: an HTTP probe of the published port where the catalogue has one."""
-    address = stack["bind_address"]
-    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
-    if ":" in host:
-        host = "[%s]" % host
+    host = local_host(stack)
     probes = []
     for name in enabled_services(services):
         entry = services[name]

@@ -25,6 +25,14 @@ description:
   - Nothing is ever clobbered. A path that holds something of another kind than declared makes the task fail, a
     non-empty directory is never removed, and owner, group and mode are never applied through a symbolic link that
     O(entries[].state=link) manages.
+  - Symbolic links that a container could have planted are never followed, since the data tree is bind-mounted into
+    containers that may run as any user. The task fails, naming the link and its target, on a symbolic link at the path
+    of a O(entries[].state=directory) entry, and on one met on the way to any entry that is at or below the path of a
+    O(entries[].state=directory) entry of the same task, or that is in a directory another user than root (or than the
+    user the module runs as) owns, or that its group or others can write without the sticky bit. Other links on the
+    way, such as a system path that root made a link, are followed.
+  - Paths are opened one directory at a time without following symbolic links, and owner, group and mode are set on
+    the opened directory or file, so that a link swapped in after a check is not followed either.
   - Files are only rewritten when their content differs. They are written to a temporary file in the same directory,
     which gets its final owner, group and mode, is synced to disk, optionally validated with O(entries[].validate), and
     then renamed over the old file.
@@ -64,8 +72,8 @@ options:
       state:
         description:
           - V(directory) creates the directory when it is missing (its parent must exist) and fixes its owner, group and
-            mode. Its content is never touched. A symbolic link to a directory counts as the directory, and its target
-            gets the owner, group and mode.
+            mode. Its content is never touched. A symbolic link at the path makes the task fail and is left as it is;
+            replace it with a real directory (a bind mount puts the data on another disk).
           - V(file) writes a regular file with O(entries[].content) or O(entries[].secret_content), exactly as given.
           - V(link) makes the path a symbolic link to O(entries[].src); an existing link to another target is replaced,
             anything else at the path makes the task fail, unless O(entries[].keep_other) is set.
@@ -134,6 +142,12 @@ options:
 notes:
   - A symbolic link at the path of a O(entries[].state=file) entry makes the task fail instead of being followed or
     replaced.
+  - A symbolic link where a directory is expected fails the task with a message such as C(/opt/homelab/data/app/cache
+    is a symbolic link to /etc; homelab.core does not follow links inside the data tree that a container can plant
+    ...). Replace the link with a real directory; to keep the data on another disk, bind-mount that disk's directory
+    there (an C(/etc/fstab) line with the C(bind) option).
+  - The old content of a file is only read when it is at most 1 MiB or the size of the new content; a larger file is
+    rewritten, and its diff shows only its size.
 """
 
 EXAMPLES = r"""
@@ -245,13 +259,14 @@ diff:
       after: "state: directory\nowner: 1000\ngroup: 1000\nmode: 0700\n"
 """
 
+import contextlib
+import errno
 import os
 import pwd
 import grp
 import re
 import shlex
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
@@ -260,6 +275,13 @@ from ansible.module_utils.common.parameters import remove_values
 _MODE_RE = re.compile(r"^(?:0o)?([0-7]{1,4})$")
 _KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "file", stat.S_IFLNK: "link"}
 _KIND_TEXT = {"directory": "a directory", "file": "a regular file", "link": "a symbolic link", "other": "a special file"}
+# Directories are opened one component at a time with these flags, so that no symbolic link is followed unchecked.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# A file is opened without following a link, and without waiting on a named pipe or becoming a controlling terminal.
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_MAX_LINKS = 40
+# Old content larger than this (and than the new content) is not read: it differs, and only its size is shown.
+_READ_LIMIT = 1 << 20
 
 
 class Node:
@@ -278,6 +300,13 @@ class Node:
     @classmethod
     def from_stat(cls, st, target=None):
         return cls(_KINDS.get(stat.S_IFMT(st.st_mode), "other"), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), target)
+
+
+class Oversized:
+    """The old content of a file too large to read: it differs from any new content, and is shown by its size only."""
+
+    def __init__(self, size):
+        self.size = size
 
 
 class Entry:
@@ -360,9 +389,14 @@ class FileTree:
         self.umask = current_umask()
         self.euid = os.geteuid()
         self.egid = os.getegid()
+        # Users whose symbolic links may be followed: a link of theirs was not planted by a container.
+        self.trusted_uids = {0, self.euid}
         self.entries = [Entry(index, params) for index, params in enumerate(module.params["entries"])]
         for entry in self.entries:
             self.check_options(entry)
+        # A symbolic link at or below one of these is never followed.
+        self.managed_dirs = [entry.path for entry in self.entries if entry.state == "directory"]
+        self.current = None  # the entry being processed, named when a link is refused
 
     # --- results and failures -------------------------------------------------------------------------------------
 
@@ -427,6 +461,111 @@ class FileTree:
         except ValueError as exc:
             self.fail("%s (%s): %s." % (name, entry.path, exc))
 
+    # --- symbolic links that a container could have planted -------------------------------------------------------
+
+    def managing(self, path):
+        """The directory entry of this task that ``path`` is or lies below, or None."""
+        for top in self.managed_dirs:
+            if path == top or path.startswith(top.rstrip("/") + "/"):
+                return top
+        return None
+
+    def unsafe_directory(self, parent_uid, parent_mode, link_uid):
+        """Why a symbolic link owned by ``link_uid``, in a directory owned by ``parent_uid`` with ``parent_mode``, may
+        have been planted by another user than root, or None."""
+        if parent_uid not in self.trusted_uids:
+            return "its directory belongs to uid %d" % parent_uid
+        if parent_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            if not parent_mode & stat.S_ISVTX:
+                return "its directory can be written by its group or by others"
+            if link_uid not in self.trusted_uids:
+                return "it belongs to uid %d, in a directory that others can write" % link_uid
+        return None
+
+    def planted(self, link, target, reason):
+        """Fail on the symbolic link ``link`` that is not followed because of ``reason``."""
+        entry = self.current
+        where = "it was left unchanged" if entry is None or entry.path == link else "%s was left unchanged" % entry.path
+        self.fail("%s is a symbolic link to %s; homelab.core does not follow links inside the data tree that a container "
+                  "can plant (%s); replace it with a real directory (a bind mount works for putting data on another "
+                  "disk), %s." % (link, target, reason, where))
+
+    def managed_reason(self, path):
+        """Why a symbolic link at ``path`` is not followed because of the directory entries of this task, or None."""
+        top = self.managing(path)
+        if top == path:
+            return "it is a directory entry of this task"
+        if top is not None:
+            return "it is below the directory entry %s of this task" % top
+        return None
+
+    def link_reason(self, path, parent_st, link_uid):
+        """Why the symbolic link at ``path`` is not followed, or None when it may be."""
+        return self.managed_reason(path) or self.unsafe_directory(parent_st.st_uid, parent_st.st_mode, link_uid)
+
+    def open_dir(self, path):
+        """Open the directory ``path`` one component at a time and return its descriptor.
+
+        A symbolic link on the way is only followed when ``link_reason`` finds nothing against it; otherwise the task
+        fails naming it. FileNotFoundError or NotADirectoryError means that a component is missing or no directory.
+        """
+        fd = os.open("/", _DIR_FLAGS)
+        try:
+            # ``logical`` is the part of ``path`` walked so far; ``where`` the directory reached, both as text.
+            logical = where = "/"
+            pending = [(name, True) for name in reversed(path.split("/")) if name]
+            links = 0
+            while pending:
+                name, own = pending.pop()
+                if own:
+                    logical = os.path.join(logical, name)
+                if name == ".":
+                    continue
+                if name == "..":
+                    step = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                    os.close(fd)
+                    fd, where = step, os.path.dirname(where)
+                    continue
+                child = os.path.join(where, name)
+                try:
+                    step = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    st = os.lstat(name, dir_fd=fd)
+                    if not stat.S_ISLNK(st.st_mode):
+                        raise
+                    target = os.readlink(name, dir_fd=fd)
+                    parent_st = os.fstat(fd)
+                    reason = (self.link_reason(logical, parent_st, st.st_uid) if own else None) or \
+                        self.link_reason(child, parent_st, st.st_uid)
+                    if reason:
+                        self.planted(logical if own else child, target, reason)
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                    if target.startswith("/"):
+                        step = os.open("/", _DIR_FLAGS)
+                        os.close(fd)
+                        fd, where = step, "/"
+                    pending.extend((part, False) for part in reversed(target.split("/")) if part)
+                    continue
+                os.close(fd)
+                fd, where = step, child
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @contextlib.contextmanager
+    def parent_dir(self, path):
+        """The descriptor of the directory of ``path``, opened by ``open_dir``, and the name of ``path`` in it."""
+        fd = self.open_dir(os.path.dirname(path))
+        try:
+            yield fd, os.path.basename(path) or "."
+        finally:
+            os.close(fd)
+
     # --- what is at a path ----------------------------------------------------------------------------------------
 
     def lookup(self, path):
@@ -443,34 +582,51 @@ class FileTree:
                         return None
                     break
         try:
-            st = os.lstat(path)
+            with self.parent_dir(path) as (fd, name):
+                st = os.lstat(name, dir_fd=fd)
+                target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             self.fail("Could not inspect %s: %s." % (path, exc.strerror or exc))
-        target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
         return Node.from_stat(st, target)
 
-    def link_directory(self, path, node):
-        """Return the Node of the directory that the symbolic link ``node`` at ``path`` points to, or None."""
-        target = path if not node.fresh else os.path.join(os.path.dirname(path), node.target)
-        try:
-            st = os.stat(target)
-        except OSError:
-            return None
-        return Node.from_stat(st) if stat.S_ISDIR(st.st_mode) else None
-
-    def is_directory(self, path):
+    def directory_node(self, path):
+        """The Node of the directory that entries below ``path`` are written to, or None when there is none."""
         node = self.lookup(path)
-        if node is None:
-            return False
-        if node.kind == "link":
-            return self.link_directory(path, node) is not None
-        return node.kind == "directory"
+        if node is None or node.kind in ("file", "other"):
+            return None
+        if node.kind == "directory":
+            return node
+        if node.fresh:
+            # Check mode, a link that an earlier entry makes (owned by this user): refused where the real run's
+            # open_dir will refuse it, else its target as it is now.
+            parent = self.directory_node(os.path.dirname(path))
+            reason = self.managed_reason(path)
+            if not reason and parent is not None:
+                reason = self.unsafe_directory(parent.uid, parent.mode, self.euid)
+            if reason:
+                self.planted(path, node.target, reason)
+            try:
+                st = os.stat(os.path.join(os.path.dirname(path), node.target))
+            except OSError:
+                return None
+            return Node.from_stat(st) if stat.S_ISDIR(st.st_mode) else None
+        # A link on disk: followed only where open_dir allows it, which fails the task naming it otherwise.
+        try:
+            fd = self.open_dir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            self.fail("Could not inspect %s: %s." % (path, exc.strerror or exc))
+        try:
+            return Node.from_stat(os.fstat(fd))
+        finally:
+            os.close(fd)
 
     def require_parent(self, entry):
         parent = os.path.dirname(entry.path)
-        if not self.is_directory(parent):
+        if self.directory_node(parent) is None:
             self.fail("Cannot create %s because its parent directory %s does not exist; list the parent as an earlier "
                       "entry with state=directory." % (entry.path, parent))
 
@@ -479,7 +635,12 @@ class FileTree:
         node = self.overlay.get(path) if self.check_mode else None
         if node is None or not node.fresh:
             try:
-                names.update(os.listdir(path))
+                with self.parent_dir(path) as (parent_fd, name):
+                    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+                    try:
+                        names.update(os.listdir(fd))
+                    finally:
+                        os.close(fd)
             except OSError as exc:
                 self.fail("Could not list %s: %s." % (path, exc.strerror or exc))
         if self.check_mode:
@@ -504,9 +665,8 @@ class FileTree:
         else:
             default_mode = 0o666 & ~self.umask
         gid = self.egid
-        parent = os.path.dirname(entry.path)
-        parent_node = self.lookup(parent)
-        if parent_node is not None and parent_node.kind == "directory" and parent_node.mode & stat.S_ISGID:
+        parent_node = self.directory_node(os.path.dirname(entry.path))
+        if parent_node is not None and parent_node.mode & stat.S_ISGID:
             gid = parent_node.gid
         return Node(kind, uid=self.euid if entry.uid is None else entry.uid,
                     gid=gid if entry.gid is None else entry.gid,
@@ -526,13 +686,28 @@ class FileTree:
         return Node(node.kind, node.uid if entry.uid is None else entry.uid, node.gid if entry.gid is None else entry.gid,
                     node.mode if entry.mode is None else entry.mode, node.target, node.content, node.fresh)
 
-    def set_attributes(self, entry, path, changes):
+    @staticmethod
+    def apply_attributes(entry, fd, changes):
+        """Set the owner, group and mode of the open directory or file ``fd``; never through a link."""
+        if "owner" in changes or "group" in changes:
+            os.fchown(fd, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
+        if "mode" in changes or (changes and entry.mode is not None):
+            # chown may clear setuid and setgid bits, so the mode is set after it.
+            os.fchmod(fd, entry.mode)
+
+    def set_attributes(self, entry, changes):
+        """Fix the owner, group and mode of the directory or regular file at ``entry.path``, opened without following a
+        symbolic link."""
+        kind = "directory" if entry.state == "directory" else "file"
         try:
-            if "owner" in changes or "group" in changes:
-                os.chown(path, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
-            if "mode" in changes or (changes and entry.mode is not None):
-                # chown may clear setuid and setgid bits, so the mode is set after it.
-                os.chmod(path, entry.mode)
+            with self.parent_dir(entry.path) as (parent_fd, name):
+                fd = os.open(name, _DIR_FLAGS if kind == "directory" else _FILE_FLAGS, dir_fd=parent_fd)
+                try:
+                    if _KINDS.get(stat.S_IFMT(os.fstat(fd).st_mode)) != kind:
+                        raise OSError(errno.EEXIST, "it is no longer %s" % _KIND_TEXT[kind])
+                    self.apply_attributes(entry, fd, changes)
+                finally:
+                    os.close(fd)
         except OSError as exc:
             self.os_error(entry, "set the owner, group or mode of", exc)
 
@@ -545,24 +720,27 @@ class FileTree:
             after = self.new_node(entry, "directory")
             if not self.check_mode:
                 try:
-                    os.mkdir(entry.path, 0o700)
-                    if entry.uid is not None or entry.gid is not None:
-                        os.chown(entry.path, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
-                    os.chmod(entry.path, after.mode)
+                    with self.parent_dir(entry.path) as (parent_fd, name):
+                        os.mkdir(name, 0o700, dir_fd=parent_fd)
+                        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+                        try:
+                            if entry.uid is not None or entry.gid is not None:
+                                os.fchown(fd, -1 if entry.uid is None else entry.uid, -1 if entry.gid is None else entry.gid)
+                            # After chown, which may clear setuid and setgid bits.
+                            os.fchmod(fd, after.mode)
+                        finally:
+                            os.close(fd)
                 except OSError as exc:
                     self.os_error(entry, "create directory", exc)
             return ["state"], True, None, after, None
-        target = node
         if node.kind == "link":
-            target = self.link_directory(entry.path, node)
-            if target is None:
-                self.refuse(entry, node, "point it at a directory or remove it")
+            self.planted(entry.path, node.target, "it is a directory entry of this task")
         elif node.kind != "directory":
             self.refuse(entry, node, "remove it first if it may go")
-        changes = self.attribute_changes(entry, target)
+        changes = self.attribute_changes(entry, node)
         if changes and not self.check_mode:
-            self.set_attributes(entry, entry.path, changes)
-        return changes, False, target, self.with_attributes(entry, target), None
+            self.set_attributes(entry, changes)
+        return changes, False, node, self.with_attributes(entry, node), None
 
     def file(self, entry):
         node = self.lookup(entry.path)
@@ -587,7 +765,7 @@ class FileTree:
             if created or "content" in changes:
                 self.write(entry, after)
             else:
-                self.set_attributes(entry, entry.path, changes)
+                self.set_attributes(entry, changes)
         shown = None
         if created or "content" in changes:
             shown = (self.content_text(entry, old) if old is not None else None, self.content_text(entry, entry.data))
@@ -600,7 +778,8 @@ class FileTree:
             self.require_parent(entry)
             if not self.check_mode:
                 try:
-                    os.symlink(entry.src, entry.path)
+                    with self.parent_dir(entry.path) as (parent_fd, name):
+                        os.symlink(entry.src, name, dir_fd=parent_fd)
                 except OSError as exc:
                     self.os_error(entry, "create symbolic link", exc)
             return ["state"], True, None, after, None
@@ -611,14 +790,16 @@ class FileTree:
         if node.target == entry.src:
             return [], False, node, node, None
         if not self.check_mode:
-            tmp = os.path.join(os.path.dirname(entry.path),
-                               ".%s.%s.tmp" % (os.path.basename(entry.path), os.urandom(6).hex()))
             try:
-                os.symlink(entry.src, tmp)
-                os.replace(tmp, entry.path)
+                with self.parent_dir(entry.path) as (parent_fd, name):
+                    tmp = ".%s.%s.tmp" % (name, os.urandom(6).hex())
+                    os.symlink(entry.src, tmp, dir_fd=parent_fd)
+                    try:
+                        os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+                    except OSError:
+                        os.unlink(tmp, dir_fd=parent_fd)
+                        raise
             except OSError as exc:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
                 self.os_error(entry, "replace symbolic link", exc)
         return ["src"], False, node, after, None
 
@@ -632,10 +813,12 @@ class FileTree:
                           "unchanged." % entry.path)
             action, remove = "remove directory", os.rmdir
         else:
+            # A symbolic link is removed itself, never its target.
             action, remove = "remove", os.unlink
         if not self.check_mode:
             try:
-                remove(entry.path)
+                with self.parent_dir(entry.path) as (parent_fd, name):
+                    remove(name, dir_fd=parent_fd)
             except FileNotFoundError:
                 pass
             except OSError as exc:
@@ -645,14 +828,26 @@ class FileTree:
     # --- file content ---------------------------------------------------------------------------------------------
 
     def read(self, entry):
+        """The content of the regular file at ``entry.path``, or an Oversized when it is too large to compare."""
         try:
-            with open(entry.path, "rb") as handle:
-                return handle.read()
+            with self.parent_dir(entry.path) as (parent_fd, name):
+                fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+                with os.fdopen(fd, "rb") as handle:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        raise OSError(errno.EEXIST, "it is no longer a regular file")
+                    limit = max(len(entry.data), _READ_LIMIT)
+                    if st.st_size > limit:
+                        return Oversized(st.st_size)
+                    data = handle.read(limit + 1)
+                    return Oversized(len(data)) if len(data) > limit else data
         except OSError as exc:
             self.os_error(entry, "read", exc)
 
     @staticmethod
     def content_text(entry, data):
+        if isinstance(data, Oversized):
+            return "(%d bytes or more, not read)" % data.size
         if entry.secret:
             return "(secret content, %d bytes)" % len(data)
         try:
@@ -667,16 +862,34 @@ class FileTree:
             self.fail("Validation of the new %s failed (rc=%d): %s; it was left unchanged."
                       % (entry.path, rc, (err or out).strip()), rc=rc, stdout=out, stderr=err)
 
+    @staticmethod
+    def create_temp(parent_fd, name):
+        """Create a new temporary file next to ``name`` in the open directory ``parent_fd``; return its name and fd."""
+        for dummy in range(100):
+            tmp = ".%s.%s.tmp" % (name, os.urandom(6).hex())
+            try:
+                return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                                    dir_fd=parent_fd)
+            except FileExistsError:
+                continue
+        raise OSError(errno.EEXIST, "no free name for a temporary file")
+
     def write(self, entry, after):
-        """Write ``entry.data`` to a temporary file with the final attributes, validate it and move it into place."""
+        """Write ``entry.data`` to a temporary file with the final attributes, validate it and move it into place.
+
+        The directory is opened without following a planted link, and the file is created, changed and renamed in it.
+        """
         directory = os.path.dirname(entry.path)
         try:
-            fd, tmp_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(entry.path), suffix=".tmp", dir=directory)
+            parent_fd = self.open_dir(directory)
         except OSError as exc:
             self.os_error(entry, "write", exc)
             return
+        name = os.path.basename(entry.path)
+        tmp = None
         try:
             try:
+                tmp, fd = self.create_temp(parent_fd, name)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(entry.data)
                     handle.flush()
@@ -692,28 +905,30 @@ class FileTree:
             except OSError as exc:
                 self.os_error(entry, "write", exc)
             if entry.validate is not None:
-                self.run_validate(entry, tmp_path)
+                self.run_validate(entry, os.path.join(directory, tmp))
             try:
-                os.replace(tmp_path, entry.path)
+                os.rename(tmp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
+                tmp = None
             except OSError as exc:
                 self.os_error(entry, "write", exc)
-        finally:
-            if os.path.lexists(tmp_path):
-                os.unlink(tmp_path)
-        try:
-            dir_fd = os.open(directory, os.O_RDONLY)
             try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError:
-            pass
+                os.fsync(parent_fd)
+            except OSError:
+                pass
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp, dir_fd=parent_fd)
+                except OSError:
+                    pass
+            os.close(parent_fd)
 
     # --- the run --------------------------------------------------------------------------------------------------
 
     def run(self):
         handlers = dict(directory=self.directory, file=self.file, link=self.link, absent=self.absent)
         for entry in self.entries:
+            self.current = entry
             changes, created, before, after, shown = handlers[entry.state](entry)
             if self.check_mode and changes:
                 self.overlay[entry.path] = after
@@ -728,7 +943,7 @@ class FileTree:
                 self.created_paths.append(entry.path)
             if self.module._diff:
                 if not self.check_mode and after is not None:
-                    after = self.lookup(entry.path) if entry.state != "directory" else self.after_directory(entry, after)
+                    after = self.lookup(entry.path) or after
                 before_text, after_text = describe(before), describe(after)
                 if shown is not None:
                     if shown[0] is not None:
@@ -740,12 +955,6 @@ class FileTree:
         if self.module._diff:
             result["diff"] = self.diffs
         self.module.exit_json(**result)
-
-    def after_directory(self, entry, predicted):
-        node = self.lookup(entry.path)
-        if node is not None and node.kind == "link":
-            return self.link_directory(entry.path, node) or predicted
-        return node or predicted
 
 
 def main():

@@ -373,15 +373,20 @@ def test_directory_refuses_a_file(run, tmp_path):
     assert path.read_text() == "x"
 
 
-def test_directory_accepts_a_link_to_a_directory(run, tmp_path):
+def test_directory_refuses_a_link_even_to_a_directory_nearby(run, tmp_path):
     (tmp_path / "disk").mkdir(mode=0o755)
     os.symlink("disk", tmp_path / "data")
 
     result = run([dict(path=str(tmp_path / "data"), state="directory", mode="0700")])
 
-    assert result["entries"][0]["changes"] == ["mode"]
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s is a symbolic link to disk; homelab.core does not follow links inside the data "
+                                    "tree that a container can plant" % (tmp_path / "data"))
+    assert result["msg"].endswith("replace it with a real directory (a bind mount works for putting data on another "
+                                  "disk), it was left unchanged.")
+    assert result["entries"] == []
     assert (tmp_path / "data").is_symlink()
-    assert mode_of(tmp_path / "disk") == 0o700
+    assert mode_of(tmp_path / "disk") == 0o755
 
 
 def test_absent_removes_file_link_and_empty_directory(run, tmp_path):
@@ -543,3 +548,255 @@ def test_mode_as_number(run, tmp_path):
     run([dict(path=str(path), content="x", mode=0o604)])
 
     assert mode_of(path) == 0o604
+
+
+# --- symbolic links that a container can plant in its data tree -------------------------------------------------------
+
+PLANTED = "is a symbolic link to %s; homelab.core does not follow links inside the data tree that a container can plant"
+
+
+def outside_dir(tmp_path):
+    """A directory standing in for /etc: root's, 0755, with a file in it."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    os.chmod(etc, 0o755)
+    (etc / "shadow").write_text("root:hash\n")
+    os.chmod(etc / "shadow", 0o640)
+    return etc
+
+
+def snapshot(path):
+    """Owner, group, mode, inode and content of a directory and everything in it, by relative path."""
+    found = {}
+    for parent, dirs, files in os.walk(path):
+        for name in [""] + dirs + files:
+            full = os.path.join(parent, name) if name else parent
+            st = os.lstat(full)
+            content = open(full, "rb").read() if stat.S_ISREG(st.st_mode) else None
+            found[os.path.relpath(full, path)] = (st.st_uid, st.st_gid, st.st_mode, st.st_ino, content)
+    return found
+
+
+@as_root
+@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check"])
+def test_planted_link_at_a_directory_entry_is_refused_and_its_target_untouched(run, tmp_path, check_mode):
+    etc = outside_dir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ssh").mkdir()
+    mux = data / "ssh" / "mux"
+    mux.symlink_to(etc)  # what a container running as root can do in its bind mount
+    before = snapshot(etc)
+
+    result = run([
+        dict(path=str(data), state="directory", owner="0", group="0", mode="0755"),
+        dict(path=str(data / "ssh"), state="directory", owner="9999", group="9999", mode="0700"),
+        dict(path=str(mux), state="directory", owner="9999", group="9999", mode="0700"),
+    ], _ansible_check_mode=check_mode)
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s %s (it is a directory entry of this task); replace it with a real directory"
+                                    % (mux, PLANTED % etc))
+    assert [e["path"] for e in result["entries"]] == [str(data), str(data / "ssh")]
+    assert snapshot(etc) == before
+    assert os.readlink(mux) == str(etc)
+
+
+@as_root
+def test_planted_link_below_a_directory_entry_is_not_followed(run, tmp_path):
+    etc = outside_dir(tmp_path)
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "b").symlink_to(etc)
+    before = snapshot(etc)
+
+    result = run([
+        dict(path=str(a), state="directory", mode="0755"),
+        dict(path=str(a / "b" / "c"), state="directory", owner="9999", group="9999", mode="0777"),
+        dict(path=str(a / "b" / "shadow"), content="root::0:\n", owner="9999", mode="0666"),
+    ])
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "%s %s (it is below the directory entry %s of this task); replace it with a real directory (a bind mount works "
+        "for putting data on another disk), %s was left unchanged." % (a / "b", PLANTED % etc, a, a / "b" / "c"))
+    assert snapshot(etc) == before
+    assert not (etc / "c").exists()
+
+
+@as_root
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "existing-file"])
+def test_file_whose_parent_is_a_planted_link_is_neither_written_nor_chowned(run, tmp_path, existing):
+    etc = outside_dir(tmp_path)
+    if existing:
+        (etc / "app.env").write_text("A=1\n")
+        os.chmod(etc / "app.env", 0o644)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "conf").symlink_to(etc)
+    before = snapshot(etc)
+
+    for content in ("A=1\n", "A=2\n"):  # only the owner and mode differ, or the content too
+        result = run([
+            dict(path=str(data), state="directory", mode="0755"),
+            dict(path=str(data / "conf" / "app.env"), content=content, owner="9999", group="9999", mode="0666"),
+        ], _ansible_diff=True)
+
+        assert result["failed"] is True
+        assert result["msg"].startswith("%s %s (it is below the directory entry %s of this task)"
+                                        % (data / "conf", PLANTED % etc, data))
+        assert result["msg"].endswith("%s was left unchanged." % (data / "conf" / "app.env"))
+        assert snapshot(etc) == before
+
+
+@as_root
+@pytest.mark.parametrize(
+    "owner, mode, reason",
+    [(1000, 0o755, "its directory belongs to uid 1000"), (0, 0o777, "its directory can be written by its group or by others"),
+     (0, 0o775, "its directory can be written by its group or by others")],
+    ids=["other-owner", "world-writable", "group-writable"])
+def test_link_in_a_directory_another_user_can_write_is_not_followed(run, tmp_path, owner, mode, reason):
+    etc = outside_dir(tmp_path)
+    home = tmp_path / "n8n"
+    home.mkdir()
+    (home / ".n8n").symlink_to(etc)
+    os.chown(home, owner, owner)
+    os.chmod(home, mode)
+    before = snapshot(etc)
+
+    result = run([dict(path=str(home / ".n8n" / "config"), content="{}", owner="1000", mode="0600")])
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "%s %s (%s); replace it with a real directory (a bind mount works for putting data on another disk), %s was "
+        "left unchanged." % (home / ".n8n", PLANTED % etc, reason, home / ".n8n" / "config"))
+    assert snapshot(etc) == before
+
+
+@as_root
+def test_link_owned_by_another_user_in_a_sticky_directory_is_not_followed(run, tmp_path):
+    etc = outside_dir(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (shared / "planted").symlink_to(etc)
+    os.chown(shared / "planted", 1000, 1000, follow_symlinks=False)
+    (shared / "roots").symlink_to(etc)
+
+    refused = run([dict(path=str(shared / "planted" / "x"), content="x", mode="0644")])
+
+    assert refused["failed"] is True
+    assert refused["msg"].startswith("%s %s (it belongs to uid 1000, in a directory that others can write)"
+                                     % (shared / "planted", PLANTED % etc))
+    assert not (etc / "x").exists()
+
+    # The link that root made there is followed.
+    followed = run([dict(path=str(shared / "roots" / "x"), content="x", mode="0644")])
+
+    assert followed["failed"] is False
+    assert (etc / "x").read_text() == "x"
+
+
+def test_root_controlled_link_above_the_tree_is_followed(run, tmp_path):
+    # Like /var/run -> /run: a link that only root could have made, above every directory entry.
+    real = tmp_path / "real-run"
+    real.mkdir()
+    system = tmp_path / "var"
+    system.mkdir(mode=0o755)
+    (system / "run").symlink_to("../real-run")
+    app = system / "run" / "app"
+
+    entries = [dict(path=str(app), state="directory", mode="0750"), dict(path=str(app / "pid"), content="1", mode="0640"),
+               dict(path=str(app / "current"), state="link", src="pid")]
+    check = run(entries, _ansible_check_mode=True)
+    result = run(entries)
+    again = run(entries)
+
+    assert check["failed"] is False and check["entries"] == result["entries"]
+    assert result["failed"] is False
+    assert result["created_paths"] == [e["path"] for e in entries]
+    assert mode_of(real / "app") == 0o750
+    assert (real / "app" / "pid").read_text() == "1"
+    assert os.readlink(real / "app" / "current") == "pid"
+    assert again["changed"] is False
+
+
+def test_absent_removes_a_planted_link_never_its_target(run, tmp_path):
+    etc = outside_dir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "old").symlink_to(etc)
+    (data / "old.env").symlink_to(etc / "shadow")
+    before = snapshot(etc)
+
+    result = run([dict(path=str(data / "old"), state="absent"), dict(path=str(data / "old.env"), state="absent")])
+
+    assert result["failed"] is False
+    assert result["changed_paths"] == [str(data / "old"), str(data / "old.env")]
+    assert os.listdir(data) == []
+    assert snapshot(etc) == before
+
+
+@as_root
+def test_directory_swapped_for_a_link_after_the_check_is_not_chowned(run, tmp_path, monkeypatch):
+    etc = outside_dir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    mux = data / "mux"
+    mux.mkdir(mode=0o755)
+    before = snapshot(etc)
+    checked = file_tree.FileTree.attribute_changes
+
+    def swap_then_check(self, entry, node):
+        # A container wins the race: between the module's look at the path and its chown.
+        if entry.path == str(mux) and mux.is_dir() and not mux.is_symlink():
+            mux.rmdir()
+            mux.symlink_to(etc)
+        return checked(self, entry, node)
+
+    monkeypatch.setattr(file_tree.FileTree, "attribute_changes", swap_then_check)
+
+    result = run([dict(path=str(mux), state="directory", owner="9999", group="9999", mode="0700")])
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("Could not set the owner, group or mode of %s: " % mux)
+    assert snapshot(etc) == before
+
+
+@as_root
+def test_parent_swapped_for_a_link_after_the_check_is_not_written_through(run, tmp_path, monkeypatch):
+    etc = outside_dir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    conf = data / "conf"
+    conf.mkdir()
+    (conf / "shadow").write_text("old")
+    before = snapshot(etc)
+    checked = file_tree.FileTree.attribute_changes
+
+    def swap_then_check(self, entry, node):
+        if entry.path == str(conf / "shadow") and not conf.is_symlink():
+            (conf / "shadow").unlink()
+            conf.rmdir()
+            conf.symlink_to(etc)
+        return checked(self, entry, node)
+
+    monkeypatch.setattr(file_tree.FileTree, "attribute_changes", swap_then_check)
+
+    result = run([dict(path=str(data), state="directory"),
+                  dict(path=str(conf / "shadow"), content="root::0:\n", owner="9999", mode="0666")])
+
+    assert result["failed"] is True
+    assert result["msg"].startswith("%s %s (it is below the directory entry %s of this task)" % (conf, PLANTED % etc, data))
+    assert snapshot(etc) == before
+
+
+def test_large_old_content_is_not_read_and_is_rewritten(run, tmp_path):
+    path = tmp_path / "conf"
+    path.write_bytes(b"x" * (2 << 20))
+
+    result = run([dict(path=str(path), content="small")], _ansible_diff=True)
+
+    assert result["entries"][0]["changes"] == ["content"]
+    assert result["diff"][0]["before"].endswith("content:\n(%d bytes or more, not read)" % (2 << 20))
+    assert path.read_text() == "small"

@@ -44,7 +44,8 @@ RETURN = r"""
 _value:
   description: >-
     C(root), C(data_root), C(postgres) (project, service, user, password_file), C(redis) (project, service,
-    data_path, config), C(exclude) (paths under the data root), C(secret_paths) (paths under the root) and
+    data_path, config), C(exclude) (paths under the data root), C(secret_paths) (paths under the root),
+    C(sqlite) (SQLite databases under the data root, snapshotted instead of copied) and
     C(stacks) (project, compose_file, services_with_data).
   type: dict
 """

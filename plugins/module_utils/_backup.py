@@ -11,6 +11,9 @@ A catalogue entry may carry ``backup``:
                                           its data directories are left out of the file archive
 ``{models: [path, ...]}``                 data paths (under the data root) that are re-pulled,
                                           so left out unless models are asked for
+``{sqlite: [path, ...]}``                 SQLite databases (files under the data root) that the
+                                          service writes while it runs: the backup holds an
+                                          online-backup-API snapshot of each, not the live files
 
 Files under the data root that the role writes from secrets (config files with ``base: data``)
 are left out of the file archive: the converge writes them again. Files where a service keeps a
@@ -51,6 +54,7 @@ def backup_plan(stacks, include_models=False):
         "redis": [],
         "exclude": [],
         "secret_paths": ["secrets"],
+        "sqlite": [],
         "stacks": [],
     }
 
@@ -78,6 +82,8 @@ def backup_plan(stacks, include_models=False):
                     add("exclude", item["path"])
             if not entry.get("enabled"):
                 continue
+            for path in backup.get("sqlite") or []:
+                add("sqlite", path)
             if "postgres" in backup:
                 spec = backup["postgres"]
                 password_file = _secret_file(name, entry, spec.get("password_secret"))

@@ -79,7 +79,7 @@ SERVICE_KEYS = frozenset(
         "credentials",  # [secret names]: the service is deployed only when the inventory gives every one
         "build",  # {base: image, dockerfile, files: [{path, content, mode}], args}: built on the host (see builds)
         "publish_via",  # service name: `port` is published on that service (a gateway), host and container alike
-        "backup",  # {postgres: {user, password_secret}} | {redis: {config}} | {models: [paths]} (see _backup)
+        "backup",  # {postgres: {user, password_secret}} | {redis: {config}} | {models: [paths]} | {sqlite: [paths]} (see _backup)
         "placement",  # gpu_nodes | control (default): the inventory group whose hosts run the service (see _fleet)
         "fleet_port",  # bool: `port` is also published on the stack's private_address, for the fleet's control hosts
         "unauthenticated",  # str: why whoever reaches the published port may use the service (named when exposed)

@@ -153,8 +153,10 @@ def fake_backup(host, name, damage=False):
          "backup_age_recipients is empty: secrets go into a backup only encrypted, so give at least one age public key"),
         ({"backup_age_recipients": ["ssh-ed25519 AAAA"]},
          "backup_age_recipients has ssh-ed25519 AAAA, which is not an age public key;"),
-        ({"backup_age_recipients": [RECIPIENT], "backup_destination": "/opt/homelab"},
-         "backup_destination must be an absolute path outside homelab_root and its data tree, not /opt/homelab."),
+        # Inside, not equal: a backup there would hold itself, and a container could read it.
+        ({"backup_age_recipients": [RECIPIENT], "backup_destination": "/opt/homelab/data/backups"},
+         "backup_destination must be an absolute path outside homelab_root (/opt/homelab), not /opt/homelab/data/backups: "
+         "a backup inside the tree it backs up would hold itself, and a container could reach it."),
     ],
     ids=["no-recipient", "not-an-age-key", "destination-inside-root"],
 )

@@ -3,43 +3,67 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """homelab-backup: back up and restore the homelab stacks (installed by homelab.core.backup).
 
-A backup is one directory under the destination, named by its UTC start time:
+A backup is one directory under the destination, named by its UTC start time. Every file but
+the manifest is encrypted with age, streamed from its producer straight into age, so no
+plaintext copy ever touches the destination (a NAS, an off-host copy):
 
     20261203T051500Z/
-        manifest.json                   every file's size and sha256, the images deployed, the collection version
-        postgres/<service>/<db>.dump    pg_dump --format=custom, taken through the running container
-        redis/<service>/dump.rdb        after BGSAVE, once LASTSAVE has moved
-        redis/<service>/appendonlydir.tar   when the AOF is on
-        data.tar.gz                     the data tree, without live database directories (and models)
-        secrets.tar.age                 secrets/ and the files where services keep secrets, for age recipients
+        manifest.json                     every file's size and sha256, the images deployed, the
+                                          SQLite files' owners, the collection version (no secrets)
+        postgres/<service>/<db>.dump.age  pg_dump --format=custom, taken through the running container
+        redis/<service>/dump.rdb.age      after BGSAVE, once LASTSAVE has moved
+        redis/<service>/appendonlydir.tar.age   when the AOF is on
+        sqlite/<path>.age                 an online-backup-API snapshot of each SQLite database the
+                                          catalogues declare, checked with PRAGMA integrity_check
+        data.tar.gz.age                   the data tree, without live databases (and models)
+        secrets.tar.age                   secrets/ and the files where services keep secrets
 
-It is written as <name>.partial and renamed only once its manifest verifies; older backups are
-pruned only after that. Every step prints one JSON object on stdout; a failure prints its
-reason on stderr and exits 1. The plan (what to dump, what to leave out) is the JSON file that
-the role writes from the stack catalogues (--config, default /etc/homelab/backup.json).
-Secret values never reach an argv: Redis's password is read inside its container, PostgreSQL's
-goes to psql on stdin.
+The recipients are the user's age keys and the host's own key (/etc/homelab, never in a
+backup): a fresh host restores with the user's identity, an update's rollback on this host
+with the host's. Backups of format 1 (plain data.tar.gz and dumps) still restore.
+
+`all` writes <name>.partial while it holds the destination's lock (a second run waits, then
+fails with a sentence), renames it once its manifest verifies, and only then prunes beyond
+backup_keep, unless the new backup is under half the size of the newest whole one (a failed
+mount). Restores take the lock shared. Every command prints one JSON object on stdout; a
+failure prints its reason on stderr and exits 1. The plan is the JSON file that the role writes
+from the stack catalogues (--config, default /etc/homelab/backup.json). Secret values never
+reach an argv: Redis's password is read inside its container, PostgreSQL's goes to psql on stdin.
+Paths inside the data tree that a container can write are opened without following links.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import socket
+import sqlite3
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 MANIFEST = "manifest.json"
 STEPS = "steps.json"
 PARTIAL = ".partial"
+LOCK = ".lock"
 RECORD = ".restored-from.json"
-FORMAT = 1
+AGE = ".age"
+FORMAT = 2
 READ_CHUNK = 1024 * 1024
+# A new backup under this fraction of the newest whole one prunes nothing (see finish()).
+WHOLE_RATIO = 0.5
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+# The tool's own interpreter (its shebang), which every user can run: the snapshot runs as the database's owner.
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 class Failure(Exception):
@@ -87,6 +111,121 @@ def files_under(directory):
     return sorted(found)
 
 
+# --- Links a container can plant ----------------------------------------------------------
+
+def refuse_links(base, relative):
+    """Failure when a component of base/relative (base itself trusted) is a symbolic link."""
+    current = base
+    for part in [item for item in relative.split("/") if item not in ("", ".")]:
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            raise Failure("%s is a symbolic link (to %s); a container can plant links in the data tree, so homelab-backup "
+                          "does not follow them: remove it and run again." % (current, os.readlink(current)))
+
+
+def open_no_follow(path, flags, mode=0o600):
+    """os.open that refuses a link at path (the parents are checked by refuse_links)."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise Failure("%s is a symbolic link; a container can plant links in the data tree, so homelab-backup does not "
+                          "follow them: remove it and run again." % path) from error
+        raise
+
+
+def regular_file(fd, path):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise Failure("%s is not a regular file; homelab-backup refuses to read or replace it." % path)
+    return info
+
+
+# --- age ----------------------------------------------------------------------------------
+
+def age_encrypt_argv(config, output):
+    recipients = config.get("recipients") or []
+    if not recipients:
+        raise Failure("backup_age_recipients is empty: a backup is only stored encrypted; add an age public key.")
+    argv = ["age", "--encrypt", "--output", output]
+    for recipient in recipients:
+        argv += ["--recipient", recipient]
+    return argv
+
+
+def encrypt_from(config, producer, output, accept=(0,), stdin=None):
+    """Stream producer's stdout into age; (producer's exit code, its stderr). Failure on any other exit."""
+    source = subprocess.Popen(producer, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    age = subprocess.Popen(age_encrypt_argv(config, output), stdin=source.stdout, stderr=subprocess.PIPE)
+    source.stdout.close()
+    source_error = source.stderr.read().decode(errors="replace")
+    age_error = age.stderr.read().decode(errors="replace")
+    code = source.wait()
+    if age.wait() != 0 or code not in accept:
+        raise Failure("%s | age failed (exit %d, %d): %s %s" % (" ".join(producer[:3]), code, age.returncode,
+                                                                source_error.strip()[-600:], age_error.strip()[-200:]))
+    return code, source_error
+
+
+def encrypt_file(config, fd, output):
+    """Encrypt what the open file descriptor reads (closed afterwards)."""
+    with os.fdopen(fd, "rb") as stream:
+        age = subprocess.run(age_encrypt_argv(config, output), stdin=stream, stderr=subprocess.PIPE, check=False)
+    if age.returncode != 0:
+        raise Failure("age failed: %s" % age.stderr.decode(errors="replace").strip())
+
+
+def identities(config, args):
+    """Identity files to decrypt with: those given (--identity), then the host's own."""
+    found = [item for item in args.identity if item]
+    host = config.get("host_identity") or ""
+    if host and os.path.isfile(host):
+        found.append(host)
+    return found
+
+
+@contextlib.contextmanager
+def plain(config, args, backup, name):
+    """A readable stream of the backup file name (decrypted when the backup holds name.age)."""
+    path = os.path.join(backup, name)
+    if not os.path.isfile(path + AGE):
+        with open(path, "rb") as stream:
+            yield stream
+        return
+    keys = identities(config, args)
+    if not keys:
+        raise Failure("no age identity to decrypt %s%s: give backup_restore_identity_file (a fresh host) or keep the host's %s."
+                      % (path, AGE, config.get("host_identity") or "identity"))
+    argv = ["age", "--decrypt"]
+    for key in keys:
+        argv += ["--identity", key]
+    age = subprocess.Popen(argv + [path + AGE], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield age.stdout
+    finally:
+        age.stdout.close()
+        error = age.stderr.read().decode(errors="replace").strip()
+        if age.wait() != 0:
+            raise Failure("decrypting %s%s failed: %s" % (path, AGE, error))
+
+
+def held(config, args, backup, name):
+    """Whether backup holds name, encrypted or (format 1) not."""
+    return os.path.isfile(os.path.join(backup, name + AGE)) or os.path.isfile(os.path.join(backup, name))
+
+
+def extract(config, args, backup, name, directory, *members, gzip=False):
+    """tar --extract of the backup's archive name into directory (decrypting on the way)."""
+    argv = ["tar", "--extract", "--numeric-owner", "--same-permissions", "--xattrs", "-C", directory]
+    if gzip:
+        argv.insert(2, "--gzip")
+    with plain(config, args, backup, name) as stream:
+        result = subprocess.run(argv + ["--", *members] if members else argv, stdin=stream, stderr=subprocess.PIPE, check=False)
+    if result.returncode != 0:
+        raise Failure("extracting %s into %s failed: %s" % (name, directory, result.stderr.decode(errors="replace").strip()[-600:]))
+
+
 # --- Where backups live -------------------------------------------------------------------
 
 def completed(destination):
@@ -97,6 +236,35 @@ def completed(destination):
         name for name in os.listdir(destination)
         if not name.endswith(PARTIAL) and os.path.isfile(os.path.join(destination, name, MANIFEST))
     )
+
+
+@contextlib.contextmanager
+def locked(destination, exclusive, timeout, what):
+    """Hold destination/.lock: exclusive for a backup, shared for a restore; wait up to timeout seconds."""
+    os.makedirs(destination, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(destination, LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + max(0, timeout)
+    said = False
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "a restore"
+                if time.monotonic() >= deadline:
+                    raise Failure("another homelab-backup run (%s) holds %s; %s waited %d s (backup_lock_timeout): let it "
+                                  "finish and run again." % (holder, os.path.join(destination, LOCK), what, timeout)) from None
+                if not said:
+                    log("waiting for another run (%s) to finish" % holder)
+                    said = True
+                time.sleep(1)
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, ("%s, pid %d, since %s" % (what, os.getpid(), time.strftime("%H:%M:%S"))).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def partial_path(config, name):
@@ -123,6 +291,7 @@ def record_step(path, component, files, started):
 
 
 def begin(config, _args):
+    """A new <name>.partial; runs under the exclusive lock, so any other .partial is a dead run's."""
     destination = config["destination"]
     os.makedirs(destination, mode=0o700, exist_ok=True)
     os.chmod(destination, 0o700)
@@ -217,11 +386,10 @@ def step_postgres(config, args):
         os.makedirs(target, mode=0o700, exist_ok=True)
         files = []
         for database in databases:
-            dump = os.path.join(target, database + ".dump")
+            dump = os.path.join(target, database + ".dump" + AGE)
             log("pg_dump %s/%s" % (entry["service"], database))
-            with open(dump, "wb") as stream:
-                run(["docker", "exec", cid, "pg_dump", "--username", entry["user"], "--format", "custom",
-                     "--dbname", database], stdout=stream)
+            encrypt_from(config, ["docker", "exec", cid, "pg_dump", "--username", entry["user"], "--format", "custom",
+                                  "--dbname", database], dump)
             files.append(os.path.relpath(dump, path))
         done.append(record_step(path, "postgres %s (%s)" % (entry["service"], ", ".join(databases)), files, started))
     return {"steps": done}
@@ -256,60 +424,121 @@ def step_redis(config, args):
         if persistence(cid, conf).get("rdb_last_bgsave_status") != "ok":
             raise Failure("%s: the background save failed; see its log (INFO persistence)." % entry["service"])
         source = os.path.join(config["data_root"], entry["data_path"])
+        refuse_links(config["data_root"], entry["data_path"])
         target = os.path.join(path, "redis", entry["service"])
         os.makedirs(target, mode=0o700, exist_ok=True)
         files = []
-        rdb = os.path.join(source, redis_config(cid, conf, "dbfilename") or "dump.rdb")
-        shutil.copyfile(rdb, os.path.join(target, "dump.rdb"))
-        files.append(os.path.relpath(os.path.join(target, "dump.rdb"), path))
+        rdb = os.path.join(source, os.path.basename(redis_config(cid, conf, "dbfilename") or "dump.rdb"))
+        fd = open_no_follow(rdb, os.O_RDONLY | os.O_NONBLOCK)
+        regular_file(fd, rdb)
+        encrypt_file(config, fd, os.path.join(target, "dump.rdb" + AGE))
+        files.append(os.path.relpath(os.path.join(target, "dump.rdb" + AGE), path))
         if redis_config(cid, conf, "appendonly") == "yes":
             # With the AOF on, Redis loads only the AOF at start (never dump.rdb): rewrite it to a fresh
             # base first, so the copied directory is one consistent snapshot.
             rewrite_aof(cid, conf, entry["service"], deadline)
-            aof = redis_config(cid, conf, "appenddirname") or "appendonlydir"
-            archive = os.path.join(target, "appendonlydir.tar")
-            run(["tar", "--create", "--file", archive, "--numeric-owner", "-C", source, aof])
+            aof = os.path.basename(redis_config(cid, conf, "appenddirname") or "appendonlydir")
+            refuse_links(source, aof)
+            archive = os.path.join(target, "appendonlydir.tar" + AGE)
+            encrypt_from(config, ["tar", "--create", "--numeric-owner", "-C", source, "--", aof], archive)
             files.append(os.path.relpath(archive, path))
         done.append(record_step(path, "redis %s" % entry["service"], files, started))
     return {"steps": done}
 
 
+# Run by sqlite_snapshot in a process of its own, as the database's owner: argv is source, target.
+SNAPSHOT = """
+import sqlite3, sys
+live = sqlite3.connect("file:%s?mode=rw" % sys.argv[1], uri=True, timeout=60)
+copy = sqlite3.connect(sys.argv[2])
+with copy:
+    live.backup(copy)
+live.close()
+result = copy.execute("PRAGMA integrity_check").fetchall()
+copy.close()
+if result != [("ok",)]:
+    sys.exit("PRAGMA integrity_check: %s" % str(result)[:1000])
+"""
+
+
+def sqlite_snapshot(source, target, owner):
+    """SQLite's online backup API from source into target, as the database's owner; integrity-checked.
+
+    The snapshot runs in a new process with the owner's uid and gid, so the -wal and -shm files
+    that SQLite may create next to the live database are the service's, never root's.
+    """
+    result = subprocess.run([SYSTEM_PYTHON, "-c", SNAPSHOT, source, target], user=owner.st_uid, group=owner.st_gid,
+                            extra_groups=[], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if result.returncode != 0:
+        raise Failure("the SQLite snapshot of %s (as uid %d) failed: %s"
+                      % (source, owner.st_uid, result.stderr.decode(errors="replace").strip()[-1200:]))
+
+
+def step_sqlite(config, args):
+    """Each declared SQLite database that exists, snapshotted while its service runs, then encrypted.
+
+    The snapshot is made in a directory of the database's owner under the project root (never in
+    the destination), encrypted into sqlite/<path>.age and removed.
+    """
+    path = partial_path(config, args.run)
+    done, owners = [], {}
+    for relative in config.get("sqlite", []):
+        started = time.monotonic()
+        refuse_links(config["data_root"], os.path.dirname(relative))
+        live = os.path.join(config["data_root"], relative)
+        try:
+            fd = open_no_follow(live, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            continue
+        info = regular_file(fd, live)
+        os.close(fd)
+        staging = tempfile.mkdtemp(prefix=".homelab-backup-", dir=os.path.dirname(live))
+        try:
+            os.chown(staging, info.st_uid, info.st_gid)
+            snapshot = os.path.join(staging, "snapshot")
+            sqlite_snapshot(live, snapshot, info)
+            output = os.path.join(path, "sqlite", relative + AGE)
+            os.makedirs(os.path.dirname(output), mode=0o700, exist_ok=True)
+            encrypt_file(config, open_no_follow(snapshot, os.O_RDONLY), output)
+        finally:
+            shutil.rmtree(staging)
+        owners[relative] = {"uid": info.st_uid, "gid": info.st_gid, "mode": "%04o" % stat.S_IMODE(info.st_mode)}
+        done.append(record_step(path, "sqlite %s" % relative, [os.path.relpath(output, path)], started))
+    with open(os.path.join(path, "sqlite-owners.json"), "w", encoding="utf-8") as stream:
+        json.dump(owners, stream)
+    return {"steps": done}
+
+
+def sqlite_excludes(config):
+    """The live SQLite files (and their journals): the archive holds their snapshots instead."""
+    return ["--exclude=./%s%s" % (item, suffix) for item in config.get("sqlite", []) for suffix in ("",) + SQLITE_SIDECARS]
+
+
 def step_files(config, args):
     path = partial_path(config, args.run)
     started = time.monotonic()
-    archive = os.path.join(path, "data.tar.gz")
-    argv = ["tar", "--create", "--gzip", "--file", archive, "--numeric-owner", "--xattrs", "--anchored",
+    archive = os.path.join(path, "data.tar.gz" + AGE)
+    argv = ["tar", "--create", "--gzip", "--numeric-owner", "--xattrs", "--anchored",
             "--checkpoint=2000", "--checkpoint-action=echo=homelab-backup: data: %u records",
-            "--warning=no-file-changed", "--warning=no-file-removed"]
+            "--warning=no-file-changed", "--warning=no-file-removed", "--exclude=./*/.homelab-backup-*"]
     argv += ["--exclude=./%s" % item.strip("/") for item in config.get("exclude", [])]
+    argv += sqlite_excludes(config)
     argv += ["-C", config["data_root"], "."]
-    # Exit 1 is "a file changed while it was read": a live service wrote; anything else fails.
-    result = subprocess.run(argv, check=False, stderr=subprocess.PIPE)
-    sys.stderr.write(result.stderr.decode(errors="replace"))
-    if result.returncode not in (0, 1):
-        raise Failure("tar of %s failed (exit %d)" % (config["data_root"], result.returncode))
-    return {"steps": [record_step(path, "files %s" % config["data_root"], ["data.tar.gz"], started)]}
+    # Exit 1 is "a file changed while it was read": a live service wrote a file that is not a
+    # database (those are dumped or snapshotted); anything else fails.
+    _code, errors = encrypt_from(config, argv, archive, accept=(0, 1))
+    sys.stderr.write(errors)
+    return {"steps": [record_step(path, "files %s" % config["data_root"], [os.path.basename(archive)], started)]}
 
 
 def step_secrets(config, args):
     path = partial_path(config, args.run)
     started = time.monotonic()
-    recipients = config.get("recipients") or []
-    if not recipients:
-        raise Failure("backup_age_recipients is empty: secrets are only stored encrypted; add an age public key.")
     present = [item for item in config.get("secret_paths", []) if os.path.lexists(os.path.join(config["root"], item))]
     archive = os.path.join(path, "secrets.tar.age")
-    tar = subprocess.Popen(["tar", "--create", "--numeric-owner", "-C", config["root"], "--", *present],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    age_argv = ["age", "--encrypt", "--output", archive]
-    for recipient in recipients:
-        age_argv += ["--recipient", recipient]
-    age = subprocess.run(age_argv, stdin=tar.stdout, stderr=subprocess.PIPE, check=False)
-    tar.stdout.close()
-    tar_error = tar.stderr.read().decode(errors="replace")
-    if tar.wait() != 0 or age.returncode != 0:
-        raise Failure("encrypting the secrets failed: %s %s" % (tar_error.strip(), age.stderr.decode(errors="replace").strip()))
-    return {"steps": [record_step(path, "secrets (age, %d recipients)" % len(recipients), ["secrets.tar.age"], started)]}
+    encrypt_from(config, ["tar", "--create", "--numeric-owner", "-C", config["root"], "--", *present], archive)
+    return {"steps": [record_step(path, "secrets (age, %d recipients)" % len(config.get("recipients") or []),
+                                  ["secrets.tar.age"], started)]}
 
 
 def deployed_images(config):
@@ -331,9 +560,37 @@ def deployed_images(config):
     return images
 
 
+def read_manifest(path):
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as stream:
+            return json.load(stream)
+    except (OSError, ValueError):
+        return {}
+
+
+def backup_size(manifest):
+    return sum(item["size"] for item in (manifest.get("files") or {}).values())
+
+
+def newest_whole(destination):
+    """(name, size) of the newest completed backup that was not held back as too small, or (None, 0)."""
+    for name in reversed(completed(destination)):
+        manifest = read_manifest(os.path.join(destination, name))
+        if manifest.get("whole", True):
+            return name, backup_size(manifest)
+    return None, 0
+
+
 def step_manifest(config, args):
     path = partial_path(config, args.run)
+    owners = {}
+    if os.path.exists(os.path.join(path, "sqlite-owners.json")):
+        with open(os.path.join(path, "sqlite-owners.json"), encoding="utf-8") as stream:
+            owners = json.load(stream)
+        os.remove(os.path.join(path, "sqlite-owners.json"))
     names = [name for name in files_under(path) if name not in (MANIFEST, STEPS)]
+    files = {name: {"size": os.path.getsize(os.path.join(path, name)), "sha256": sha256_of(os.path.join(path, name))}
+             for name in names}
     manifest = {
         "format": FORMAT,
         "name": args.run,
@@ -343,11 +600,18 @@ def step_manifest(config, args):
         "root": config["root"],
         "data_root": config["data_root"],
         "excluded": config.get("exclude", []),
+        "sqlite": owners,
         "components": load_steps(path),
         "images": deployed_images(config),
-        "files": {name: {"size": os.path.getsize(os.path.join(path, name)), "sha256": sha256_of(os.path.join(path, name))}
-                  for name in names},
+        "files": files,
     }
+    # Whole unless it is under WHOLE_RATIO of the newest whole backup (a data mount that failed, an
+    # emptied tree); backup_force_prune takes a smaller one as whole (the data really shrank).
+    previous, previous_size = newest_whole(config["destination"])
+    size = backup_size(manifest)
+    manifest["whole"] = bool(config.get("force_prune")) or previous is None or size >= WHOLE_RATIO * previous_size
+    if not manifest["whole"]:
+        manifest["compared_with"] = {"name": previous, "size": previous_size}
     with open(os.path.join(path, MANIFEST), "w", encoding="utf-8") as stream:
         json.dump(manifest, stream, indent=2, sort_keys=True)
     if os.path.exists(os.path.join(path, STEPS)):
@@ -368,7 +632,7 @@ def verify_dir(path):
     listed = manifest.get("files") or {}
     for name in sorted(listed):
         full = os.path.join(path, name)
-        if not os.path.isfile(full):
+        if os.path.islink(full) or not os.path.isfile(full):
             problems.append("%s is missing" % name)
         elif os.path.getsize(full) != listed[name]["size"]:
             problems.append("%s has %d bytes, the manifest says %d" % (name, os.path.getsize(full), listed[name]["size"]))
@@ -381,6 +645,7 @@ def verify_dir(path):
 
 
 def finish(config, args):
+    """Verify, rename, then prune beyond backup_keep, but only after a whole backup."""
     destination = config["destination"]
     path = partial_path(config, args.run)
     problems, manifest = verify_dir(path)
@@ -390,13 +655,23 @@ def finish(config, args):
     os.rename(path, final)
     keep = max(1, int(config.get("keep", 7)))
     backups = completed(destination)
-    pruned = backups[:-keep] if len(backups) > keep else []
+    pruned, warning = [], ""
+    if not manifest.get("whole", True):
+        compared = manifest["compared_with"]
+        sizes = (args.run, human(backup_size(manifest)), compared["name"], human(compared["size"]))
+        warning = ("backup %s is %s, under half of %s (%s), the newest whole one: it is kept, but no backup is pruned. If "
+                   "a mount failed or a service lost its data, fix that and back up again; if the data really shrank, set "
+                   "backup_force_prune: true for one run." % sizes)
+        log(warning)
+    elif len(backups) > keep:
+        pruned = backups[:-keep]
     for name in pruned:
         log("pruning %s (backup_keep is %d)" % (name, keep))
         shutil.rmtree(os.path.join(destination, name))
-    total = sum(item["size"] for item in manifest["files"].values())
-    return {"name": args.run, "path": final, "size": total, "components": manifest["components"],
-            "pruned": pruned, "kept": completed(destination), "table": table(manifest["components"], final, total)}
+    total = backup_size(manifest)
+    return {"name": args.run, "path": final, "size": total, "components": manifest["components"], "whole": manifest["whole"],
+            "warning": warning, "pruned": pruned, "kept": completed(destination),
+            "table": table(manifest["components"], final, total)}
 
 
 def table(components, path, total):
@@ -426,17 +701,25 @@ def offsite(config, args):
     return {"copied": True, "target": target, "seconds": round(time.monotonic() - started, 1)}
 
 
+BACKUP_STEPS = ("step_postgres", "step_redis", "step_sqlite", "step_files", "step_secrets", "step_manifest")
+
+
 def backup_all(config, args):
-    """Every step in order (the systemd timer's run); a failure removes the partial backup."""
-    args.run = begin(config, args)["name"]
-    try:
-        for step in (step_postgres, step_redis, step_files, step_secrets, step_manifest):
-            step(config, args)
-        result = finish(config, args)
-    except BaseException:
-        abort(config, args)
-        raise
-    result["offsite"] = offsite(config, args)
+    """One backup, every step in order, under the destination's lock; a failure removes the partial backup."""
+    root = os.path.realpath(config["root"])
+    if os.path.commonpath([os.path.realpath(config["destination"]), root]) == root:
+        raise Failure("backup_destination %s is inside homelab_root %s: a backup would hold itself and a container could "
+                      "reach it; choose a directory outside it." % (config["destination"], config["root"]))
+    with locked(config["destination"], True, int(config.get("lock_timeout", 600)), "a backup"):
+        args.run = begin(config, args)["name"]
+        try:
+            for step in BACKUP_STEPS:
+                globals()[step](config, args)
+            result = finish(config, args)
+        except BaseException:
+            abort(config, args)
+            raise
+        result["offsite"] = offsite(config, args)
     for line in result["table"]:
         log(line)
     return result
@@ -479,98 +762,152 @@ def restore_check(_config, args):
 
 def restore_path(args):
     path = os.path.join(args.destination, args.name)
-    problems, _manifest = verify_dir(path)
+    problems, manifest = verify_dir(path)
     if problems:
         raise Failure("backup %s is damaged and is not restored: %s." % (path, "; ".join(problems)))
-    return path
+    return path, manifest
 
 
-def restore_secrets(_config, args):
-    path = restore_path(args)
-    if not os.path.isfile(args.identity):
-        raise Failure("backup_restore_identity_file %s does not exist on the host; copy the age identity there." % args.identity)
+def restore_secrets(config, args):
+    path, _manifest = restore_path(args)
+    if not args.identity or not all(os.path.isfile(item) for item in args.identity):
+        raise Failure("backup_restore_identity_file %s does not exist on the host; copy the age identity there."
+                      % ", ".join(args.identity or ["(none)"]))
     os.makedirs(args.root, mode=0o755, exist_ok=True)
-    age = subprocess.Popen(["age", "--decrypt", "--identity", args.identity, os.path.join(path, "secrets.tar.age")],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tar = subprocess.run(["tar", "--extract", "--numeric-owner", "--same-permissions", "-C", args.root],
-                         stdin=age.stdout, stderr=subprocess.PIPE, check=False)
-    age.stdout.close()
-    age_error = age.stderr.read().decode(errors="replace").strip()
-    if age.wait() != 0 or tar.returncode != 0:
-        raise Failure("decrypting %s/secrets.tar.age failed: %s %s" % (path, age_error, tar.stderr.decode(errors="replace").strip()))
+    extract(config, args, path, "secrets.tar", args.root)
     return {"restored": "secrets", "root": args.root}
 
 
+def put_sqlite(config, args, backup, manifest, relative, data_root):
+    """The snapshot of relative back in data_root, with the live file's owner and mode; its stale journals gone."""
+    owner = (manifest.get("sqlite") or {}).get(relative)
+    if owner is None:
+        return False
+    refuse_links(data_root, os.path.dirname(relative))
+    target = os.path.join(data_root, relative)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".homelab-restore-", dir=os.path.dirname(target))
+    try:
+        with os.fdopen(fd, "wb") as output, plain(config, args, backup, "sqlite/" + relative) as stream:
+            shutil.copyfileobj(stream, output, READ_CHUNK)
+        os.chown(temporary, owner["uid"], owner["gid"])
+        os.chmod(temporary, int(owner["mode"], 8))
+        # A journal left by the database this replaces would be replayed onto the snapshot.
+        for suffix in SQLITE_SIDECARS:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target + suffix)
+        os.rename(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return True
+
+
 def restore_files(config, args):
-    path = restore_path(args)
+    path, manifest = restore_path(args)
     os.makedirs(config["data_root"], mode=0o755, exist_ok=True)
-    run(["tar", "--extract", "--gzip", "--file", os.path.join(path, "data.tar.gz"), "--numeric-owner",
-         "--same-permissions", "--xattrs", "-C", config["data_root"]])
-    return {"restored": "files", "data_root": config["data_root"]}
+    extract(config, args, path, "data.tar.gz", config["data_root"], gzip=True)
+    placed = [item for item in sorted(manifest.get("sqlite") or {}) if put_sqlite(config, args, path, manifest, item, config["data_root"])]
+    return {"restored": "files", "data_root": config["data_root"], "sqlite": placed}
+
+
+def free_name(base):
+    """base, or base.2, base.3, ...: the first name not taken."""
+    candidate, number = base, 1
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = "%s.%d" % (base, number)
+    return candidate
 
 
 def restore_data(config, args):
     """Put back only the given data paths (a rolled-back service's), keeping what is there now aside.
 
-    Each path is moved to <path>.before-rollback-<backup> (nothing is deleted), extracted fresh from
-    the archive, and the parts the archive leaves out (models) are moved back from the kept copy.
+    Nothing is ever deleted but this run's own scratch directory: the live path moves to
+    <path>.before-rollback-<backup> (or, when that already holds an earlier run's copy, the next free
+    <...>.2, .3), the backup's copy is extracted into a scratch directory beside it and renamed into
+    place, and the parts the archive leaves out (models) move back from the kept copy. An extract
+    that fails leaves the kept copy as it was, and a second run starts over from it.
     """
-    path = restore_path(args)
-    archive = os.path.join(path, "data.tar.gz")
+    path, manifest = restore_path(args)
+    data_root = config["data_root"]
     # Paths the archive leaves out whole (a live database) have nothing to put back; a path inside
     # another one comes back with it.
     wanted = sorted({item.strip("/") for item in args.path} - {item.strip("/") for item in config.get("exclude", [])})
     args.path = [item for item in wanted if not any(item.startswith(other + "/") for other in wanted)]
-    members = set(run(["tar", "--list", "--gzip", "--file", archive]).stdout.decode().splitlines())
-    missing = [item for item in args.path if "./%s/" % item.strip("/") not in members and "./%s" % item.strip("/") not in members]
+    with plain(config, args, path, "data.tar.gz") as stream:
+        listing = subprocess.run(["tar", "--list", "--gzip"], stdin=stream, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if listing.returncode != 0:
+        raise Failure("listing %s/data.tar.gz failed: %s" % (path, listing.stderr.decode(errors="replace").strip()))
+    members = set(listing.stdout.decode().splitlines())
+    missing = [item for item in args.path if "./%s/" % item not in members and "./%s" % item not in members]
     if missing:
         raise Failure("backup %s holds no %s; nothing was moved." % (args.name, ", ".join(missing)))
     moved = []
     for item in args.path:
-        item = item.strip("/")
-        live = os.path.join(config["data_root"], item)
+        refuse_links(data_root, os.path.dirname(item))
+        live = os.path.join(data_root, item)
         kept = "%s.before-rollback-%s" % (live, args.name)
+        scratch = os.path.join(os.path.dirname(live), ".homelab-restore-%s-%s" % (os.path.basename(item), args.name))
+        if os.path.lexists(scratch):
+            shutil.rmtree(scratch)
+        os.makedirs(scratch, mode=0o700)
+        extract(config, args, path, "data.tar.gz", scratch, "./" + item, gzip=True)
+        fresh = os.path.join(scratch, item)
+        for relative in sorted(manifest.get("sqlite") or {}):
+            if relative.startswith(item + "/"):
+                put_sqlite(config, args, path, manifest, relative, scratch)
+        aside = kept
         if os.path.lexists(live):
             if os.path.lexists(kept):
-                shutil.rmtree(kept)
-            os.rename(live, kept)
-        run(["tar", "--extract", "--gzip", "--file", archive, "--numeric-owner", "--same-permissions", "--xattrs",
-             "-C", config["data_root"], "./" + item])
+                # An earlier run already keeps the data from before it: never overwrite that copy.
+                aside = free_name(kept)
+                log("%s already holds the data from before an earlier rollback; %s moves to %s" % (kept, live, aside))
+            os.rename(live, aside)
+        os.rename(fresh, live)
+        shutil.rmtree(scratch)
         for excluded in config.get("exclude", []):
-            if excluded.startswith(item + "/") and os.path.lexists(os.path.join(kept, excluded[len(item) + 1:])):
-                target = os.path.join(config["data_root"], excluded)
-                if os.path.isdir(target) and not os.path.islink(target):
-                    shutil.rmtree(target)
-                elif os.path.lexists(target):
-                    os.remove(target)
+            inside = excluded[len(item) + 1:]
+            target = os.path.join(data_root, excluded)
+            if not excluded.startswith(item + "/") or not os.path.lexists(os.path.join(aside, inside)):
+                continue
+            with contextlib.suppress(OSError):
+                os.rmdir(target)  # an empty directory the archive holds in its place
+            if not os.path.lexists(target):
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                os.rename(os.path.join(kept, excluded[len(item) + 1:]), target)
-        moved.append({"path": live, "kept": kept})
+                os.rename(os.path.join(aside, inside), target)
+        moved.append({"path": live, "kept": aside})
     return {"restored": moved}
 
 
 def restore_redis(config, args):
-    """Put the RDB (and AOF) back while the Redis containers are stopped."""
-    path = restore_path(args)
+    """Put the RDB (and AOF) back while the Redis containers are stopped; links in its directory are refused."""
+    path, _manifest = restore_path(args)
     done = []
     for entry in config.get("redis", []):
-        saved = os.path.join(path, "redis", entry["service"])
-        if not os.path.isdir(saved):
+        saved = "redis/%s/" % entry["service"]
+        if not held(config, args, path, saved + "dump.rdb"):
             continue
+        refuse_links(config["data_root"], entry["data_path"])
         target = os.path.join(config["data_root"], entry["data_path"])
         os.makedirs(target, exist_ok=True)
         owner = os.stat(target)
         rdb = os.path.join(target, "dump.rdb")
-        shutil.copyfile(os.path.join(saved, "dump.rdb"), rdb)
-        os.chown(rdb, owner.st_uid, owner.st_gid)
-        aof = os.path.join(saved, "appendonlydir.tar")
-        if os.path.isfile(aof):
-            listing = run(["tar", "--list", "--file", aof]).stdout.decode().split("\n")
-            top = sorted({item.split("/")[0] for item in listing if item.strip()})
-            for name in top:
+        fd = open_no_follow(rdb, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK, 0o600)
+        regular_file(fd, rdb)
+        os.ftruncate(fd, 0)
+        with os.fdopen(fd, "wb") as output, plain(config, args, path, saved + "dump.rdb") as stream:
+            shutil.copyfileobj(stream, output, READ_CHUNK)
+            os.fchown(output.fileno(), owner.st_uid, owner.st_gid)
+        if held(config, args, path, saved + "appendonlydir.tar"):
+            with plain(config, args, path, saved + "appendonlydir.tar") as stream:
+                listing = subprocess.run(["tar", "--list"], stdin=stream, stdout=subprocess.PIPE, check=False).stdout.decode()
+            for name in sorted({item.split("/")[0] for item in listing.split("\n") if item.strip()}):
+                refuse_links(target, name)
                 if os.path.isdir(os.path.join(target, name)):
                     shutil.rmtree(os.path.join(target, name))
-            run(["tar", "--extract", "--file", aof, "--numeric-owner", "--same-permissions", "-C", target])
+            extract(config, args, path, saved + "appendonlydir.tar", target)
         done.append(entry["service"])
     return {"restored": done}
 
@@ -585,7 +922,7 @@ def sql_identifier(text):
 
 def restore_postgres(config, args):
     """Load every dump into the running server; the role's password is the restored secret's."""
-    path = restore_path(args)
+    path, _manifest = restore_path(args)
     done = []
     for entry in config.get("postgres", []):
         saved = os.path.join(path, "postgres", entry["service"])
@@ -595,12 +932,12 @@ def restore_postgres(config, args):
         psql = ["docker", "exec", "--interactive", cid, "psql", "--username", entry["user"], "--dbname", "postgres",
                 "--no-align", "--tuples-only", "--set", "ON_ERROR_STOP=1"]
         for dump in sorted(os.listdir(saved)):
-            database = dump[: -len(".dump")]
+            database = dump[: -len(".dump")] if dump.endswith(".dump") else dump[: -len(".dump" + AGE)]
             exists = run(psql, input=("SELECT 1 FROM pg_database WHERE datname = %s;\n" % sql_literal(database)).encode())
             if exists.stdout.decode().strip() != "1":
                 run(psql, input=("CREATE DATABASE %s;\n" % sql_identifier(database)).encode())
             log("pg_restore %s/%s" % (entry["service"], database))
-            with open(os.path.join(saved, dump), "rb") as stream:
+            with plain(config, args, path, "postgres/%s/%s.dump" % (entry["service"], database)) as stream:
                 run(["docker", "exec", "--interactive", cid, "pg_restore", "--username", entry["user"], "--dbname", database,
                      "--clean", "--if-exists", "--single-transaction", "--exit-on-error"], stdin=stream)
             done.append("%s/%s" % (entry["service"], database))
@@ -652,15 +989,6 @@ def latest(config, _args):
 
 
 COMMANDS = {
-    "begin": begin,
-    "postgres": step_postgres,
-    "redis": step_redis,
-    "files": step_files,
-    "secrets": step_secrets,
-    "manifest": step_manifest,
-    "finish": finish,
-    "abort": abort,
-    "offsite": offsite,
     "all": backup_all,
     "latest": latest,
     "restore-check": restore_check,
@@ -672,6 +1000,7 @@ COMMANDS = {
     "restore-data": restore_data,
     "restore-postgres": restore_postgres,
 }
+RESTORES = ("restore-files", "restore-redis", "restore-postgres", "restore-data")
 # These run before the tool and its plan are installed (a fresh host): they take paths as arguments.
 NO_CONFIG = ("restore-check", "restore-secrets")
 
@@ -684,7 +1013,8 @@ def main(argv=None):
     parser.add_argument("--name", default="latest", help="the backup to restore")
     parser.add_argument("--destination", default="", help="where backups are (restore-check, restore-secrets)")
     parser.add_argument("--root", default="/opt/homelab", help="the project root (restore-check, restore-secrets)")
-    parser.add_argument("--identity", default="", help="the age identity file (restore-secrets)")
+    parser.add_argument("--identity", action="append", default=[],
+                        help="an age identity file (restore-secrets; the restores also try the host's own)")
     parser.add_argument("--path", action="append", default=[], help="a data path to put back (restore-data)")
     args = parser.parse_args(argv)
     try:
@@ -694,9 +1024,13 @@ def main(argv=None):
                 config = json.load(stream)
             args.destination = args.destination or config["destination"]
             args.root = config["root"]
-        if args.command in ("restore-files", "restore-redis", "restore-postgres", "restore-data"):
-            args.name = chosen(args.destination, args.name)
-        result = COMMANDS[args.command](config, args)
+        if args.command in RESTORES:
+            # Shared: restores wait for a backup that may prune, and run beside each other.
+            with locked(args.destination, False, int(config.get("lock_timeout", 600)), args.command):
+                args.name = chosen(args.destination, args.name)
+                result = COMMANDS[args.command](config, args)
+        else:
+            result = COMMANDS[args.command](config, args)
     except (Failure, OSError) as error:
         print("homelab-backup %s: %s" % (args.command, error), file=sys.stderr)
         return 1

@@ -123,6 +123,68 @@ def test_no_key_or_credential_in_docker_inspect_argv_logs_or_ansible_output(host
     assert "/run/secrets/env/BEARER_TOKEN" in inspect
 
 
+# Ports the servers listen on inside their containers (roles/mcp_stack/vars/main.yml __mcp_stack_routes).
+CONTAINER_PORT = {"x-mcp": 8000, "tiktok-mcp": 8000, "n8n-mcp": 3000, "youtube-mcp": 8088}
+PUBLISHED = dict(DEPLOYED, **LEFT_OUT)
+INITIALIZE = ('{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", '
+              '"capabilities": {}, "clientInfo": {"name": "lateral", "version": "1"}}}')
+# An MCP initialize without a key from inside a server's own container: the HTTP status, or "unreachable".
+PROBE_PYTHON = ("import sys, urllib.error, urllib.request\n"
+                "request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), headers={\n"
+                "    'Content-Type': 'application/json', 'Accept': 'application/json, text/event-stream'})\n"
+                "try:\n    print(urllib.request.urlopen(request, timeout=3).status)\n"
+                "except urllib.error.HTTPError as error:\n    print(error.code)\n"
+                "except Exception as error:\n    print('unreachable', type(error).__name__)\n")
+PROBE_NODE = ("fetch(process.argv[1], {method: 'POST', body: process.argv[2], signal: AbortSignal.timeout(3000), headers: {"
+              "'Content-Type': 'application/json', Accept: 'application/json, text/event-stream'}})"
+              ".then(r => console.log(r.status), e => console.log('unreachable', e.name))")
+
+
+def addresses(host, container_id):
+    """{network: IP address} of a container."""
+    networks = json.loads(host.check_output("docker inspect -f '{{json .NetworkSettings.Networks}}' %s" % container_id))
+    return {name: entry["IPAddress"] for name, entry in networks.items() if entry.get("IPAddress")}
+
+
+def probe(host, container_id, url):
+    if host.run("docker exec %s sh -c 'command -v python3'" % container_id).rc == 0:
+        return host.check_output("docker exec %s python3 -c %s %s %s", container_id, PROBE_PYTHON, url, INITIALIZE)
+    return host.check_output("docker exec %s node -e %s %s %s", container_id, PROBE_NODE, url, INITIALIZE)
+
+
+def assert_fenced(host, servers):
+    """From inside each server, every other server is unreachable; the gateway on its own network still asks for the key."""
+    containers = mcp_containers(host)
+    gateway = addresses(host, containers["mcp-gateway"]["ID"])
+    for name in servers:
+        own = addresses(host, containers[name]["ID"])
+        for other in servers:
+            if other == name:
+                continue
+            for network, address in addresses(host, containers[other]["ID"]).items():
+                answer = probe(host, containers[name]["ID"], "http://%s:%d/mcp" % (address, CONTAINER_PORT[other]))
+                assert answer.startswith("unreachable"), "%s reached %s on %s: %s" % (name, other, network, answer)
+            # Not a probe that cannot succeed: the same request to the gateway is answered, with 401.
+            shared = [gateway[network] for network in own if network in gateway]
+            assert shared, "%s shares no network with the gateway" % name
+            answer = probe(host, containers[name]["ID"], "http://%s:%d/mcp" % (shared[0], PUBLISHED[other]))
+            assert answer == "401", "%s asked the gateway for %s: %s" % (name, other, answer)
+
+
+def test_servers_cannot_reach_each_other_and_run_without_capabilities(host):
+    assert_fenced(host, sorted(DEPLOYED))
+    containers = mcp_containers(host)
+    for name, entry in containers.items():
+        config = json.loads(host.check_output("docker inspect -f '{{json .HostConfig}}' %s" % entry["ID"]))
+        assert config["CapDrop"] == ["ALL"], name
+        assert "no-new-privileges:true" in (config["SecurityOpt"] or []), name
+        added = sorted(item.replace("CAP_", "") for item in config["CapAdd"] or [])
+        assert added == ([] if name != "mcp-gateway" else ["CHOWN", "SETGID", "SETUID"]), name
+    # Still every server through the gateway, with the key.
+    for server, port in DEPLOYED.items():
+        assert client(host, port)["ok"] is True, server
+
+
 def dashboard(host, name, timeout, **expected):
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = "/root/dashboard-%s.png" % name
@@ -189,6 +251,8 @@ def test_a_key_added_and_another_removed_touch_only_those_servers_and_n8n_mcp_re
         result = client(host, 3303, tool="n8n_health_check")
         assert result["ok"] is True, result
         assert result["call"]["is_error"] is False, result["call"]
+        # n8n-mcp (node) is fenced like the others.
+        assert_fenced(host, ["n8n-mcp", "x-mcp"])
         # The link reaches n8n's API, and nothing else of the main stack: the MCP containers are not on intranet.
         networks = host.check_output("docker inspect -f '{{json .NetworkSettings.Networks}}' $(docker compose -p %s ps -q)" % PROJECT)
         assert "homelab_intranet" not in networks and "homelab-n8n-link" in networks

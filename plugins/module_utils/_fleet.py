@@ -120,6 +120,31 @@ def _address_problem(host, value, role):
     return ""
 
 
+# Docker daemon settings with which dockerd never passes packets through its DOCKER-USER chain,
+# where the fleet firewall lives (moby v26.1.5 libnetwork/controller_linux.go enabledIptablesVersions).
+UNTRAVERSED = (("iptables", False, '"iptables": false'), ("firewall-backend", "nftables", '"firewall-backend": "nftables"'))
+
+
+def _firewall_problems(hostvars, host):
+    """The inventory's Docker settings that would leave a GPU node's fleet firewall untraversed."""
+    if str(_host_value(hostvars, host, "homelab_fleet_firewall", True)).lower() in ("false", "no", "0", "off"):
+        return []
+    found = []
+    for variable in ("docker_daemon_options", "docker_daemon_extra_options"):
+        options = _host_value(hostvars, host, variable, {})
+        if not isinstance(options, dict):
+            continue
+        for key, bad, text in UNTRAVERSED:
+            value = options.get(key)
+            if value is not None and str(value).lower() == str(bad).lower():
+                found.append(
+                    "%s of %s sets %s, so dockerd never passes packets through its DOCKER-USER chain and "
+                    "homelab_fleet_firewall could not keep other hosts from Ollama; remove that setting (Docker must "
+                    "manage iptables), or set homelab_fleet_firewall: false and firewall Ollama yourself." % (variable, host, text)
+                )
+    return found
+
+
 def problems(groups, hostvars):
     """Every problem with the fleet's inventory, one sentence each naming the host, the group or variable and the fix."""
     if not is_fleet(groups):
@@ -155,6 +180,8 @@ def problems(groups, hostvars):
         role = "gpu_nodes" if publishes_privately(groups, host) else "control" if host in control else ""
         if not role:
             continue
+        if role == "gpu_nodes":
+            found.extend(_firewall_problems(hostvars, host))
         value = private_address(hostvars, host)
         problem = _address_problem(host, value, role)
         if problem:

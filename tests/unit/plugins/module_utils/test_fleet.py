@@ -120,6 +120,26 @@ def test_a_private_address_given_twice_or_not_an_address_is_refused():
     ]
 
 
+def test_docker_settings_that_skip_docker_user_are_refused_on_a_gpu_node_only():
+    settings = hostvars(**{
+        "gpu-1": dict(ADDRESSES["gpu-1"], docker_daemon_extra_options={"iptables": False}),
+        "gpu-2": dict(ADDRESSES["gpu-2"], docker_daemon_options={"firewall-backend": "nftables", "log-driver": "local"}),
+        "control-1": dict(ADDRESSES["control-1"], docker_daemon_extra_options={"iptables": False}),
+    })
+    assert fleet(FLEET, settings, "gpu-1")["problems"] == [
+        'docker_daemon_extra_options of gpu-1 sets "iptables": false, so dockerd never passes packets through its '
+        "DOCKER-USER chain and homelab_fleet_firewall could not keep other hosts from Ollama; remove that setting "
+        "(Docker must manage iptables), or set homelab_fleet_firewall: false and firewall Ollama yourself.",
+        'docker_daemon_options of gpu-2 sets "firewall-backend": "nftables", so dockerd never passes packets through its '
+        "DOCKER-USER chain and homelab_fleet_firewall could not keep other hosts from Ollama; remove that setting "
+        "(Docker must manage iptables), or set homelab_fleet_firewall: false and firewall Ollama yourself.",
+    ]
+    # The firewall switched off: the user firewalls Ollama, and the settings are theirs.
+    settings["gpu-1"]["homelab_fleet_firewall"] = False
+    settings["gpu-2"]["homelab_fleet_firewall"] = "false"
+    assert fleet(FLEET, settings, "gpu-1")["problems"] == []
+
+
 # --- The catalogue's placement -----------------------------------------------------------------
 
 

@@ -150,7 +150,7 @@ def test_backup_restore_round_trip_onto_a_destroyed_host(host):
         backup()
         written_during = writer_count(host) - written_before
     finally:
-        host.check_output("touch /root/n8n-writer.stop && for i in $(seq 60); do pgrep -f n8n_writer.py >/dev/null || exit 0; "
+        host.check_output("touch /root/n8n-writer.stop && for i in $(seq 60); do pgrep -f '/root/n8n_[w]riter.py' >/dev/null || exit 0; "
                           "sleep 1; done; exit 1")
     assert written_during > 0, host.run("cat /root/n8n-writer.log").stdout
     assert backups(host) == names[1:] + [backups(host)[-1]]

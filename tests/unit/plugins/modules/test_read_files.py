@@ -83,7 +83,9 @@ def secret_file(tmp_path):
 
 def test_a_link_at_the_path_is_refused_and_its_target_never_read(run_module, tmp_path):
     shadow = secret_file(tmp_path)
-    config = tmp_path / "config"
+    # n8n (uid 1000) can write its own data directory, where the role reads its key file.
+    config = tmp_path / "data" / "n8n" / "config"
+    config.parent.mkdir(parents=True)
     config.symlink_to(shadow)
 
     with deadline():
@@ -103,7 +105,8 @@ def test_a_named_pipe_is_refused_without_blocking(run_module, tmp_path, via_link
     os.mkfifo(fifo)
     config = fifo
     if via_link:
-        config = tmp_path / "config"
+        config = tmp_path / "data" / "n8n" / "config"
+        config.parent.mkdir(parents=True)
         config.symlink_to(fifo)
 
     with deadline():

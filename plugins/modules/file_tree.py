@@ -270,16 +270,23 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
+from ansible_collections.homelab.core.plugins.module_utils import _no_follow
+from ansible_collections.homelab.core.plugins.module_utils._no_follow import writable_by_others
 
 
 _MODE_RE = re.compile(r"^(?:0o)?([0-7]{1,4})$")
 _KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "file", stat.S_IFLNK: "link"}
 _KIND_TEXT = {"directory": "a directory", "file": "a regular file", "link": "a symbolic link", "other": "a special file"}
 # Directories are opened one component at a time with these flags, so that no symbolic link is followed unchecked.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = _no_follow.DIR_FLAGS
+# How each way another user can have planted a link reads in a message.
+_UNSAFE_TEXT = {
+    "owner": "its directory belongs to uid %d",
+    "writable": "its directory can be written by its group or by others",
+    "link_owner": "it belongs to uid %d, in a directory that others can write",
+}
 # A file is opened without following a link, and without waiting on a named pipe or becoming a controlling terminal.
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-_MAX_LINKS = 40
 # Old content larger than this (and than the new content) is not read: it differs, and only its size is shown.
 _READ_LIMIT = 1 << 20
 
@@ -473,14 +480,11 @@ class FileTree:
     def unsafe_directory(self, parent_uid, parent_mode, link_uid):
         """Why a symbolic link owned by ``link_uid``, in a directory owned by ``parent_uid`` with ``parent_mode``, may
         have been planted by another user than root, or None."""
-        if parent_uid not in self.trusted_uids:
-            return "its directory belongs to uid %d" % parent_uid
-        if parent_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            if not parent_mode & stat.S_ISVTX:
-                return "its directory can be written by its group or by others"
-            if link_uid not in self.trusted_uids:
-                return "it belongs to uid %d, in a directory that others can write" % link_uid
-        return None
+        found = writable_by_others(parent_uid, parent_mode, link_uid, self.trusted_uids)
+        if found is None:
+            return None
+        kind, uid = found
+        return _UNSAFE_TEXT[kind] % uid if uid is not None else _UNSAFE_TEXT[kind]
 
     def planted(self, link, target, reason):
         """Fail on the symbolic link ``link`` that is not followed because of ``reason``."""
@@ -499,9 +503,9 @@ class FileTree:
             return "it is below the directory entry %s of this task" % top
         return None
 
-    def link_reason(self, path, parent_st, link_uid):
+    def link_reason(self, path, parent_st, link_st):
         """Why the symbolic link at ``path`` is not followed, or None when it may be."""
-        return self.managed_reason(path) or self.unsafe_directory(parent_st.st_uid, parent_st.st_mode, link_uid)
+        return self.managed_reason(path) or self.unsafe_directory(parent_st.st_uid, parent_st.st_mode, link_st.st_uid)
 
     def open_dir(self, path):
         """Open the directory ``path`` one component at a time and return its descriptor.
@@ -509,53 +513,18 @@ class FileTree:
         A symbolic link on the way is only followed when ``link_reason`` finds nothing against it; otherwise the task
         fails naming it. FileNotFoundError or NotADirectoryError means that a component is missing or no directory.
         """
-        fd = os.open("/", _DIR_FLAGS)
+        def judge(logical, actual, own, parent_st, link_st):
+            # A link reached as ``logical`` (one of the path's own components) is judged by that name first.
+            reason = self.link_reason(logical, parent_st, link_st) if own else None
+            if reason:
+                return logical, reason
+            reason = self.link_reason(actual, parent_st, link_st)
+            return (logical if own else actual, reason) if reason else None
+
         try:
-            # ``logical`` is the part of ``path`` walked so far; ``where`` the directory reached, both as text.
-            logical = where = "/"
-            pending = [(name, True) for name in reversed(path.split("/")) if name]
-            links = 0
-            while pending:
-                name, own = pending.pop()
-                if own:
-                    logical = os.path.join(logical, name)
-                if name == ".":
-                    continue
-                if name == "..":
-                    step = os.open("..", _DIR_FLAGS, dir_fd=fd)
-                    os.close(fd)
-                    fd, where = step, os.path.dirname(where)
-                    continue
-                child = os.path.join(where, name)
-                try:
-                    step = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    st = os.lstat(name, dir_fd=fd)
-                    if not stat.S_ISLNK(st.st_mode):
-                        raise
-                    target = os.readlink(name, dir_fd=fd)
-                    parent_st = os.fstat(fd)
-                    reason = (self.link_reason(logical, parent_st, st.st_uid) if own else None) or \
-                        self.link_reason(child, parent_st, st.st_uid)
-                    if reason:
-                        self.planted(logical if own else child, target, reason)
-                    links += 1
-                    if links > _MAX_LINKS:
-                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
-                    if target.startswith("/"):
-                        step = os.open("/", _DIR_FLAGS)
-                        os.close(fd)
-                        fd, where = step, "/"
-                    pending.extend((part, False) for part in reversed(target.split("/")) if part)
-                    continue
-                os.close(fd)
-                fd, where = step, child
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+            return _no_follow.open_dir(path, judge)
+        except _no_follow.PlantedLink as exc:
+            self.planted(exc.path, exc.target, exc.reason)
 
     @contextlib.contextmanager
     def parent_dir(self, path):

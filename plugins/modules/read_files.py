@@ -112,12 +112,13 @@ import os
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.homelab.core.plugins.module_utils import _no_follow
+from ansible_collections.homelab.core.plugins.module_utils._no_follow import writable_by_others
 
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = _no_follow.DIR_FLAGS
 # Never follows a final link, never waits on a named pipe, never becomes a controlling terminal.
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-_MAX_LINKS = 40
 _KIND_TEXT = {
     stat.S_IFDIR: "a directory",
     stat.S_IFLNK: "a symbolic link",
@@ -136,18 +137,22 @@ def kind_text(mode):
     return _KIND_TEXT.get(stat.S_IFMT(mode), "a special file")
 
 
+# How each way another user can have planted a link reads in a message.
+_UNSAFE_TEXT = {
+    "owner": "in a directory that belongs to uid %d",
+    "writable": "in a directory that its group or others can write",
+    "link_owner": "owned by uid %d, in a directory that others can write",
+}
+
+
 def unsafe_directory(parent_st, link_st):
     """Why a symbolic link ``link_st`` in the directory ``parent_st`` may have been planted by another user than root
     (or the user the module runs as), or None."""
-    trusted = (0, os.geteuid())
-    if parent_st.st_uid not in trusted:
-        return "in a directory that belongs to uid %d" % parent_st.st_uid
-    if parent_st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        if not parent_st.st_mode & stat.S_ISVTX:
-            return "in a directory that its group or others can write"
-        if link_st.st_uid not in trusted:
-            return "owned by uid %d, in a directory that others can write" % link_st.st_uid
-    return None
+    found = writable_by_others(parent_st.st_uid, parent_st.st_mode, link_st.st_uid, (0, os.geteuid()))
+    if found is None:
+        return None
+    kind, uid = found
+    return _UNSAFE_TEXT[kind] % uid if uid is not None else _UNSAFE_TEXT[kind]
 
 
 def open_dir(path):
@@ -156,49 +161,15 @@ def open_dir(path):
     A symbolic link on the way is followed only where ``unsafe_directory`` finds nothing against it; otherwise Refused
     is raised naming it. FileNotFoundError or NotADirectoryError means that a component is missing or no directory.
     """
-    fd = os.open("/", _DIR_FLAGS)
+    def judge(_logical, actual, _own, parent_st, link_st):
+        reason = unsafe_directory(parent_st, link_st)
+        return (actual, reason) if reason else None
+
     try:
-        where = "/"
-        pending = [name for name in reversed(path.split("/")) if name]
-        links = 0
-        while pending:
-            name = pending.pop()
-            if name == ".":
-                continue
-            if name == "..":
-                step = os.open("..", _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd, where = step, os.path.dirname(where)
-                continue
-            child = os.path.join(where, name)
-            try:
-                step = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                    raise
-                st = os.lstat(name, dir_fd=fd)
-                if not stat.S_ISLNK(st.st_mode):
-                    raise
-                target = os.readlink(name, dir_fd=fd)
-                reason = unsafe_directory(os.fstat(fd), st)
-                if reason:
-                    raise Refused("%s is a symbolic link to %s %s, which is not followed since a container can plant one"
-                                  % (child, target, reason)) from None
-                links += 1
-                if links > _MAX_LINKS:
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
-                if target.startswith("/"):
-                    step = os.open("/", _DIR_FLAGS)
-                    os.close(fd)
-                    fd, where = step, "/"
-                pending.extend(reversed([part for part in target.split("/") if part]))
-                continue
-            os.close(fd)
-            fd, where = step, child
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+        return _no_follow.open_dir(path, judge)
+    except _no_follow.PlantedLink as exc:
+        raise Refused("%s is a symbolic link to %s %s, which is not followed since a container can plant one"
+                      % (exc.path, exc.target, exc.reason)) from None
 
 
 def split(path):

@@ -81,12 +81,17 @@ def secret_file(tmp_path):
     return shadow
 
 
-def test_a_link_at_the_path_is_refused_and_its_target_never_read(run_module, tmp_path):
-    shadow = secret_file(tmp_path)
-    # n8n (uid 1000) can write its own data directory, where the role reads its key file.
+def planted_n8n_config(tmp_path, target):
+    """n8n (uid 1000) can write its own data directory, where the role reads its key file: a link planted there."""
     config = tmp_path / "data" / "n8n" / "config"
     config.parent.mkdir(parents=True)
-    config.symlink_to(shadow)
+    config.symlink_to(target)
+    return config
+
+
+def test_a_link_at_the_path_is_refused_and_its_target_never_read(run_module, tmp_path):
+    shadow = secret_file(tmp_path)
+    config = planted_n8n_config(tmp_path, shadow)
 
     with deadline():
         result = run_module(read_files, {"paths": [str(config)]})
@@ -103,11 +108,7 @@ def test_a_link_at_the_path_is_refused_and_its_target_never_read(run_module, tmp
 def test_a_named_pipe_is_refused_without_blocking(run_module, tmp_path, via_link):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    config = fifo
-    if via_link:
-        config = tmp_path / "data" / "n8n" / "config"
-        config.parent.mkdir(parents=True)
-        config.symlink_to(fifo)
+    config = planted_n8n_config(tmp_path, fifo) if via_link else fifo
 
     with deadline():
         result = run_module(read_files, {"paths": [str(config)]})

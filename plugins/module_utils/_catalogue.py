@@ -26,7 +26,7 @@ Stack definition keys:
                     bcrypt_of} (a ``credential`` comes only from the inventory: never generated nor persisted;
                     ``bcrypt_of`` is a password whose bcrypt hash is the secret, salted from the per-host key,
                     never persisted)
-``services``        the catalogue: service name -> entry (see SERVICE_KEYS)
+``services``        the catalogue: service name -> entry (SERVICE_KEYS; any other key is a problem)
 ``overrides``       {images: {...}, ports: {...}} from the inventory, per service
 ``variables``       the inventory variable names behind overrides/secrets, for messages
 ``inventory_secrets`` secrets given in the inventory; ``rotate_secrets`` pinned ones that may change
@@ -52,6 +52,7 @@ import copy
 import hashlib
 import hmac
 import ipaddress
+import difflib
 import json
 import re
 import secrets as _random
@@ -272,6 +273,21 @@ def adopted_values(stack, contents):
     return values
 
 
+def _catalogue_key_problems(stack):
+    """A key of a catalogue entry that no code reads (a typo such as probe_path) would vanish: name it instead."""
+    variable = (stack.get("variables") or {}).get("catalogue", "catalogue")
+    found = []
+    for name, entry in sorted((stack.get("services") or {}).items()):
+        for key in sorted(set(entry) - SERVICE_KEYS):
+            close = difflib.get_close_matches(key, sorted(SERVICE_KEYS), n=1)
+            found.append(
+                "%s.%s has the key %s, which no part of homelab.core reads; %s"
+                % (variable, name, key, ("did you mean %s? Rename it." % close[0]) if close
+                   else "remove it (the keys are listed in the compose_stack role's README).")
+            )
+    return found
+
+
 def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
     """Every problem with the stacks' inventory, one sentence each naming the variable and the fix.
 
@@ -287,6 +303,7 @@ def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
     for stack in stacks:
         # Checks particular to one stack (a token's shape), already phrased.
         problems.extend(problem for problem in stack.get("problems") or [] if problem)
+        problems.extend(_catalogue_key_problems(stack))
         problems.extend(_paths_problems(stack))
         problems.extend(_domain_problems(stack))
         problems.extend(_subnet_problems(stack))

@@ -6,6 +6,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import re
 
 import pytest
@@ -15,6 +16,8 @@ from ansible_collections.homelab.core.plugins.filter.stack_problems import stack
 from ansible_collections.homelab.core.plugins.module_utils import _catalogue
 
 import yaml
+
+REPOSITORY = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
 
 STACK = {
     "name": "main",
@@ -165,6 +168,35 @@ def test_each_bad_input_is_one_sentence_naming_the_variable(changes, sentence):
     problems = stack_problems([stack(**changes)], persisted={"main": PERSISTED})
     assert len(problems) == 1, problems
     assert problems[0].startswith(sentence)
+
+
+def test_a_typo_in_a_catalogue_key_is_refused_not_ignored():
+    definition = stack()
+    definition["variables"] = dict(definition.get("variables") or {}, catalogue="main_stack_catalogue")
+    definition["services"]["ollama"]["probe_path"] = "/api/version"
+    definition["services"]["db"]["healthcheck"] = {"test": ["CMD", "true"]}
+    assert stack_problems([definition], persisted={"main": PERSISTED}) == [
+        "main_stack_catalogue.db has the key healthcheck, which no part of homelab.core reads; remove it (the keys are "
+        "listed in the compose_stack role's README).",
+        "main_stack_catalogue.ollama has the key probe_path, which no part of homelab.core reads; did you mean probe? Rename it.",
+    ]
+
+
+def test_the_roles_catalogues_use_only_known_keys():
+    for path, variable in (("roles/main_stack/defaults/main.yml", "main_stack_catalogue"),
+                           ("roles/mcp_stack/defaults/main.yml", "mcp_stack_catalogue")):
+        with open(os.path.join(REPOSITORY, path), encoding="utf-8") as stream:
+            catalogue = yaml.safe_load(stream)[variable]
+        for name, entry in catalogue.items():
+            assert set(entry) <= _catalogue.SERVICE_KEYS, (variable, name, set(entry) - _catalogue.SERVICE_KEYS)
+
+
+def test_the_compose_stack_readme_lists_every_catalogue_key():
+    with open(os.path.join(REPOSITORY, "roles", "compose_stack", "README.md"), encoding="utf-8") as stream:
+        section = stream.read().split("## The catalogue entry", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = {key for line in table for key in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert listed == set(_catalogue.SERVICE_KEYS)
 
 
 def test_a_disabled_service_publishes_nothing_and_collides_with_nothing():

@@ -51,7 +51,6 @@ import tempfile
 import time
 
 MANIFEST = "manifest.json"
-STEPS = "steps.json"
 PARTIAL = ".partial"
 LOCK = ".lock"
 RECORD = ".restored-from.json"
@@ -61,6 +60,8 @@ READ_CHUNK = 1024 * 1024
 # A new backup under this fraction of the newest whole one prunes nothing (see finish()).
 WHOLE_RATIO = 0.5
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+# Seconds a run waits for the destination's lock when the plan does not say (backup_lock_timeout's default).
+LOCK_TIMEOUT = 900
 # The tool's own interpreter (its shebang), which every user can run: the snapshot runs as the database's owner.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -153,9 +154,9 @@ def age_encrypt_argv(config, output):
     return argv
 
 
-def encrypt_from(config, producer, output, accept=(0,), stdin=None):
+def encrypt_from(config, producer, output, accept=(0,)):
     """Stream producer's stdout into age; (producer's exit code, its stderr). Failure on any other exit."""
-    source = subprocess.Popen(producer, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    source = subprocess.Popen(producer, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     age = subprocess.Popen(age_encrypt_argv(config, output), stdin=source.stdout, stderr=subprocess.PIPE)
     source.stdout.close()
     source_error = source.stderr.read().decode(errors="replace")
@@ -209,18 +210,28 @@ def plain(config, args, backup, name):
             raise Failure("decrypting %s%s failed: %s" % (path, AGE, error))
 
 
-def held(config, args, backup, name):
+def held(backup, name):
     """Whether backup holds name, encrypted or (format 1) not."""
     return os.path.isfile(os.path.join(backup, name + AGE)) or os.path.isfile(os.path.join(backup, name))
 
 
-def extract(config, args, backup, name, directory, *members, gzip=False):
+def members(config, args, backup, name, gzip=False):
+    """The member names of the backup's archive name (decrypting on the way)."""
+    argv = ["tar", "--list"] + (["--gzip"] if gzip else [])
+    with plain(config, args, backup, name) as stream:
+        result = subprocess.run(argv, stdin=stream, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if result.returncode != 0:
+        raise Failure("listing %s/%s failed: %s" % (backup, name, result.stderr.decode(errors="replace").strip()[-600:]))
+    return [line for line in result.stdout.decode().split("\n") if line.strip()]
+
+
+def extract(config, args, backup, name, directory, *names, gzip=False):
     """tar --extract of the backup's archive name into directory (decrypting on the way)."""
     argv = ["tar", "--extract", "--numeric-owner", "--same-permissions", "--xattrs", "-C", directory]
     if gzip:
         argv.insert(2, "--gzip")
     with plain(config, args, backup, name) as stream:
-        result = subprocess.run(argv + ["--", *members] if members else argv, stdin=stream, stderr=subprocess.PIPE, check=False)
+        result = subprocess.run(argv + ["--", *names] if names else argv, stdin=stream, stderr=subprocess.PIPE, check=False)
     if result.returncode != 0:
         raise Failure("extracting %s into %s failed: %s" % (name, directory, result.stderr.decode(errors="replace").strip()[-600:]))
 
@@ -270,23 +281,12 @@ def partial_path(config, name):
     return os.path.join(config["destination"], name + PARTIAL)
 
 
-def load_steps(path):
-    try:
-        with open(os.path.join(path, STEPS), encoding="utf-8") as stream:
-            return json.load(stream)
-    except FileNotFoundError:
-        return []
-
-
-def record_step(path, component, files, started):
-    steps = load_steps(path)
+def record_step(args, path, component, files, started):
+    """Note a finished component of the run (args.steps, for the manifest) and log its size and time."""
     size = sum(os.path.getsize(os.path.join(path, name)) for name in files)
     step = {"component": component, "files": files, "size": size, "seconds": round(time.monotonic() - started, 1)}
-    steps.append(step)
-    with open(os.path.join(path, STEPS), "w", encoding="utf-8") as stream:
-        json.dump(steps, stream, indent=2)
+    args.steps.append(step)
     log("%s: %s in %.1f s" % (component, human(size), step["seconds"]))
-    return step
 
 
 def begin(config, _args):
@@ -373,7 +373,6 @@ def rewrite_aof(cid, conf, service, deadline):
 
 def step_postgres(config, args):
     path = partial_path(config, args.run)
-    done = []
     for entry in config.get("postgres", []):
         started = time.monotonic()
         cid = container_id(entry["project"], entry["service"])
@@ -390,13 +389,11 @@ def step_postgres(config, args):
             encrypt_from(config, ["docker", "exec", cid, "pg_dump", "--username", entry["user"], "--format", "custom",
                                   "--dbname", database], dump)
             files.append(os.path.relpath(dump, path))
-        done.append(record_step(path, "postgres %s (%s)" % (entry["service"], ", ".join(databases)), files, started))
-    return {"steps": done}
+        record_step(args, path, "postgres %s (%s)" % (entry["service"], ", ".join(databases)), files, started)
 
 
 def step_redis(config, args):
     path = partial_path(config, args.run)
-    done = []
     for entry in config.get("redis", []):
         started = time.monotonic()
         cid = container_id(entry["project"], entry["service"])
@@ -441,8 +438,7 @@ def step_redis(config, args):
             archive = os.path.join(target, "appendonlydir.tar" + AGE)
             encrypt_from(config, ["tar", "--create", "--numeric-owner", "-C", source, "--", aof], archive)
             files.append(os.path.relpath(archive, path))
-        done.append(record_step(path, "redis %s" % entry["service"], files, started))
-    return {"steps": done}
+        record_step(args, path, "redis %s" % entry["service"], files, started)
 
 
 # Run by sqlite_snapshot in a process of its own, as the database's owner: argv is source, target.
@@ -480,7 +476,6 @@ def step_sqlite(config, args):
     the destination), encrypted into sqlite/<path>.age and removed.
     """
     path = partial_path(config, args.run)
-    done, owners = [], {}
     for relative in config.get("sqlite", []):
         started = time.monotonic()
         refuse_links(config["data_root"], os.path.dirname(relative))
@@ -501,11 +496,8 @@ def step_sqlite(config, args):
             encrypt_file(config, open_no_follow(snapshot, os.O_RDONLY), output)
         finally:
             shutil.rmtree(staging)
-        owners[relative] = {"uid": info.st_uid, "gid": info.st_gid, "mode": "%04o" % stat.S_IMODE(info.st_mode)}
-        done.append(record_step(path, "sqlite %s" % relative, [os.path.relpath(output, path)], started))
-    with open(os.path.join(path, "sqlite-owners.json"), "w", encoding="utf-8") as stream:
-        json.dump(owners, stream)
-    return {"steps": done}
+        args.sqlite[relative] = {"uid": info.st_uid, "gid": info.st_gid, "mode": "%04o" % stat.S_IMODE(info.st_mode)}
+        record_step(args, path, "sqlite %s" % relative, [os.path.relpath(output, path)], started)
 
 
 def sqlite_excludes(config):
@@ -527,7 +519,7 @@ def step_files(config, args):
     # database (those are dumped or snapshotted); anything else fails.
     _code, errors = encrypt_from(config, argv, archive, accept=(0, 1))
     sys.stderr.write(errors)
-    return {"steps": [record_step(path, "files %s" % config["data_root"], [os.path.basename(archive)], started)]}
+    record_step(args, path, "files %s" % config["data_root"], [os.path.basename(archive)], started)
 
 
 def step_secrets(config, args):
@@ -536,8 +528,7 @@ def step_secrets(config, args):
     present = [item for item in config.get("secret_paths", []) if os.path.lexists(os.path.join(config["root"], item))]
     archive = os.path.join(path, "secrets.tar.age")
     encrypt_from(config, ["tar", "--create", "--numeric-owner", "-C", config["root"], "--", *present], archive)
-    return {"steps": [record_step(path, "secrets (age, %d recipients)" % len(config.get("recipients") or []),
-                                  ["secrets.tar.age"], started)]}
+    record_step(args, path, "secrets (age, %d recipients)" % len(config.get("recipients") or []), ["secrets.tar.age"], started)
 
 
 def deployed_images(config):
@@ -582,12 +573,7 @@ def newest_whole(destination):
 
 def step_manifest(config, args):
     path = partial_path(config, args.run)
-    owners = {}
-    if os.path.exists(os.path.join(path, "sqlite-owners.json")):
-        with open(os.path.join(path, "sqlite-owners.json"), encoding="utf-8") as stream:
-            owners = json.load(stream)
-        os.remove(os.path.join(path, "sqlite-owners.json"))
-    names = [name for name in files_under(path) if name not in (MANIFEST, STEPS)]
+    names = [name for name in files_under(path) if name != MANIFEST]
     files = {name: {"size": os.path.getsize(os.path.join(path, name)), "sha256": sha256_of(os.path.join(path, name))}
              for name in names}
     manifest = {
@@ -599,8 +585,8 @@ def step_manifest(config, args):
         "root": config["root"],
         "data_root": config["data_root"],
         "excluded": config.get("exclude", []),
-        "sqlite": owners,
-        "components": load_steps(path),
+        "sqlite": args.sqlite,
+        "components": args.steps,
         "images": deployed_images(config),
         "files": files,
     }
@@ -613,9 +599,6 @@ def step_manifest(config, args):
         manifest["compared_with"] = {"name": previous, "size": previous_size}
     with open(os.path.join(path, MANIFEST), "w", encoding="utf-8") as stream:
         json.dump(manifest, stream, indent=2, sort_keys=True)
-    if os.path.exists(os.path.join(path, STEPS)):
-        os.remove(os.path.join(path, STEPS))
-    return {"files": len(names)}
 
 
 def verify_dir(path):
@@ -709,8 +692,10 @@ def backup_all(config, args):
     if os.path.commonpath([os.path.realpath(config["destination"]), root]) == root:
         raise Failure("backup_destination %s is inside homelab_root %s: a backup would hold itself and a container could "
                       "reach it; choose a directory outside it." % (config["destination"], config["root"]))
-    with locked(config["destination"], True, int(config.get("lock_timeout", 600)), "a backup"):
+    with locked(config["destination"], True, int(config.get("lock_timeout", LOCK_TIMEOUT)), "a backup"):
         args.run = begin(config, args)["name"]
+        # What the steps found, for the manifest: each component's size and time, each SQLite file's owner.
+        args.steps, args.sqlite = [], {}
         try:
             for step in BACKUP_STEPS:
                 globals()[step](config, args)
@@ -835,12 +820,8 @@ def restore_data(config, args):
     # another one comes back with it.
     wanted = sorted({item.strip("/") for item in args.path} - {item.strip("/") for item in config.get("exclude", [])})
     args.path = [item for item in wanted if not any(item.startswith(other + "/") for other in wanted)]
-    with plain(config, args, path, "data.tar.gz") as stream:
-        listing = subprocess.run(["tar", "--list", "--gzip"], stdin=stream, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    if listing.returncode != 0:
-        raise Failure("listing %s/data.tar.gz failed: %s" % (path, listing.stderr.decode(errors="replace").strip()))
-    members = set(listing.stdout.decode().splitlines())
-    missing = [item for item in args.path if "./%s/" % item not in members and "./%s" % item not in members]
+    listed = set(members(config, args, path, "data.tar.gz", gzip=True))
+    missing = [item for item in args.path if "./%s/" % item not in listed and "./%s" % item not in listed]
     if missing:
         raise Failure("backup %s holds no %s; nothing was moved." % (args.name, ", ".join(missing)))
     moved = []
@@ -886,7 +867,7 @@ def restore_redis(config, args):
     done = []
     for entry in config.get("redis", []):
         saved = "redis/%s/" % entry["service"]
-        if not held(config, args, path, saved + "dump.rdb"):
+        if not held(path, saved + "dump.rdb"):
             continue
         refuse_links(config["data_root"], entry["data_path"])
         target = os.path.join(config["data_root"], entry["data_path"])
@@ -899,10 +880,8 @@ def restore_redis(config, args):
         with os.fdopen(fd, "wb") as output, plain(config, args, path, saved + "dump.rdb") as stream:
             shutil.copyfileobj(stream, output, READ_CHUNK)
             os.fchown(output.fileno(), owner.st_uid, owner.st_gid)
-        if held(config, args, path, saved + "appendonlydir.tar"):
-            with plain(config, args, path, saved + "appendonlydir.tar") as stream:
-                listing = subprocess.run(["tar", "--list"], stdin=stream, stdout=subprocess.PIPE, check=False).stdout.decode()
-            for name in sorted({item.split("/")[0] for item in listing.split("\n") if item.strip()}):
+        if held(path, saved + "appendonlydir.tar"):
+            for name in sorted({item.split("/")[0] for item in members(config, args, path, saved + "appendonlydir.tar")}):
                 refuse_links(target, name)
                 if os.path.isdir(os.path.join(target, name)):
                     shutil.rmtree(os.path.join(target, name))
@@ -1025,7 +1004,7 @@ def main(argv=None):
             args.root = config["root"]
         if args.command in RESTORES:
             # Shared: restores wait for a backup that may prune, and run beside each other.
-            with locked(args.destination, False, int(config.get("lock_timeout", 600)), args.command):
+            with locked(args.destination, False, int(config.get("lock_timeout", LOCK_TIMEOUT)), args.command):
                 args.name = chosen(args.destination, args.name)
                 result = COMMANDS[args.command](config, args)
         else:

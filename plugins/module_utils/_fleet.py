@@ -120,9 +120,14 @@ def _address_problem(host, value, role):
     return ""
 
 
-# Docker daemon settings with which dockerd never passes packets through its DOCKER-USER chain,
-# where the fleet firewall lives (moby v26.1.5 libnetwork/controller_linux.go enabledIptablesVersions).
-UNTRAVERSED = (("iptables", False, '"iptables": false'), ("firewall-backend", "nftables", '"firewall-backend": "nftables"'))
+def docker_user_bypass(options, address=""):
+    """The settings among Docker daemon ``options`` with which dockerd never passes packets through its DOCKER-USER
+    chain, where the fleet firewall lives (moby v26.1.5 libnetwork/controller_linux.go enabledIptablesVersions), as
+    they read in daemon.json; ``address``, the published one, brings ip6tables in when it is IPv6."""
+    checks = [("iptables", "false", '"iptables": false'), ("firewall-backend", "nftables", '"firewall-backend": "nftables"')]
+    if ":" in str(address):
+        checks.append(("ip6tables", "false", '"ip6tables": false'))
+    return [text for key, bad, text in checks if options.get(key) is not None and str(options[key]).lower() == bad]
 
 
 def _firewall_problems(hostvars, host):
@@ -134,14 +139,12 @@ def _firewall_problems(hostvars, host):
         options = _host_value(hostvars, host, variable, {})
         if not isinstance(options, dict):
             continue
-        for key, bad, text in UNTRAVERSED:
-            value = options.get(key)
-            if value is not None and str(value).lower() == str(bad).lower():
-                found.append(
-                    "%s of %s sets %s, so dockerd never passes packets through its DOCKER-USER chain and "
-                    "homelab_fleet_firewall could not keep other hosts from Ollama; remove that setting (Docker must "
-                    "manage iptables), or set homelab_fleet_firewall: false and firewall Ollama yourself." % (variable, host, text)
-                )
+        for text in docker_user_bypass(options, private_address(hostvars, host)):
+            found.append(
+                "%s of %s sets %s, so dockerd never passes packets through its DOCKER-USER chain and "
+                "homelab_fleet_firewall could not keep other hosts from Ollama; remove that setting (Docker must "
+                "manage iptables), or set homelab_fleet_firewall: false and firewall Ollama yourself." % (variable, host, text)
+            )
     return found
 
 

@@ -6,6 +6,7 @@ import copy
 
 import yaml
 
+from ansible_collections.homelab.core.plugins.filter.docker_user_bypass import docker_user_bypass
 from ansible_collections.homelab.core.plugins.filter.fleet import fleet
 from ansible_collections.homelab.core.plugins.filter.stack_plan import stack_plan
 from ansible_collections.homelab.core.plugins.module_utils import _catalogue
@@ -188,3 +189,12 @@ def test_a_null_env_value_leaves_the_variable_out_and_the_config_hash_as_it_was(
 def test_a_service_without_placement_runs_on_the_control_hosts():
     services = _catalogue.resolve_services(placed(["gpu_nodes"]))
     assert [name for name in services if services[name]["enabled"]] == ["ollama"]
+
+
+def test_the_host_side_check_names_the_same_settings_as_the_first_play():
+    """roles/main_stack/tasks/fleet_firewall.yml reads the host's daemon.json through the same check."""
+    assert docker_user_bypass({"iptables": False, "firewall-backend": "nftables", "log-driver": "local"}, "10.0.0.11") == [
+        '"iptables": false', '"firewall-backend": "nftables"']
+    assert docker_user_bypass({"iptables": "false", "ip6tables": False}, "10.0.0.11") == ['"iptables": false']
+    assert docker_user_bypass({"ip6tables": False}, "fd00::11") == ['"ip6tables": false']
+    assert docker_user_bypass({"iptables": True, "firewall-backend": "iptables"}, "fd00::11") == []

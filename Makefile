@@ -38,6 +38,7 @@ lint: setup  ## yamllint, ansible-lint (production profile), module sanity, coll
 	tests/scripts/sanity.sh
 	$(BIN)/python tests/scripts/check_collection_versions.py requirements.yml galaxy.yml
 	$(BIN)/python tests/scripts/role_docs.py --check
+	$(BIN)/python tests/scripts/check_upstream_evidence.py
 
 unit: setup  ## Unit tests for modules and module_utils.
 	@# The backup tool's tests run the real age and rsync (Debian packages).

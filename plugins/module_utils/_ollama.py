@@ -6,7 +6,7 @@
 
 Private to homelab.core. Written from the behaviour of Ollama v0.32.15
 (types/model/name.go, server/download.go, manifest/manifest.go); see
-docs/upstream-evidence.md, section "ollama_model (issue 10)".
+docs/upstream-evidence.md, section "Ollama".
 """
 
 from __future__ import annotations

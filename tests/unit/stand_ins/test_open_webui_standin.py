@@ -1,7 +1,7 @@
 """The Open-WebUI stand-in's Ollama routes, against two Ollama stand-ins and a dead port on loopback.
 
 What upstream v0.12.4 does, and where it is read, is in the stand-in's docstring and in
-docs/upstream-evidence.md (issue 11): GET /ollama/config lists OLLAMA_BASE_URLS, and
+docs/upstream-evidence.md (section "Open WebUI"): GET /ollama/config lists OLLAMA_BASE_URLS, and
 GET /ollama/api/tags merges every backend's models, each with the indexes of the URLs that have it.
 A backend that does not answer is skipped, and the other indexes stay where they are.
 """

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.homelab.core.plugins.module_utils._fleet import fleet_view
+from ansible_collections.homelab.core.plugins.plugin_utils._collection_data import default_main_catalogue
 
 DOCUMENTATION = r"""
 name: fleet
@@ -82,7 +83,7 @@ _value:
 
 
 def fleet(groups, hostvars, host):
-    return fleet_view(dict(groups or {}), hostvars, str(host))
+    return fleet_view(dict(groups or {}), hostvars, str(host), default_main_catalogue())
 
 
 class FilterModule:

@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-import json
-
 import yaml
 
 from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+from ansible_collections.homelab.core.plugins.module_utils._compose_document import compose_document, stack_probes
+from ansible_collections.homelab.core.plugins.module_utils._plain import plain
+from ansible_collections.homelab.core.plugins.module_utils._stack_files import compose_file, data_dirs, stack_files
 
 DOCUMENTATION = r"""
 name: stack_plan
@@ -29,14 +30,20 @@ options:
     description: The stack definition.
     type: dict
     required: true
+  read:
+    description:
+      - What M(homelab.core.read_files) returned for the stack's secrets file and its C(adopt_secrets) files (the
+        persisted secrets and the ones services keep, in one). Overrides O(persisted) and O(adopted).
+    type: dict
   persisted:
     description: The secrets already persisted on the host for this stack.
     type: dict
     default: {}
   adopted:
     description:
-      - The C(results) of M(ansible.builtin.slurp) over the stack's C(adopt_secrets) files (missing files have no
-        C(content)), or a mapping of absolute path to base64 content.
+      - A mapping of absolute path to base64 content of the stack's C(adopt_secrets) files, as
+        M(homelab.core.read_files) returns it in RV(homelab.core.read_files#module:contents) (missing files are left
+        out).
     type: raw
     default: {}
   gpu_reservation:
@@ -49,7 +56,7 @@ options:
 EXAMPLES = r"""
 - name: Plan the main stack
   ansible.builtin.set_fact:
-    __plan: "{{ main_stack_definition | homelab.core.stack_plan(persisted={}, gpu_reservation='none') }}"
+    __plan: "{{ main_stack_definition | homelab.core.stack_plan(read=__read, gpu_reservation='none') }}"
   no_log: true
 """
 
@@ -102,40 +109,25 @@ _value:
 HEADER = "# Managed by homelab.core (stack %s): edits are overwritten on the next run of site.yml.\n"
 
 
-def _plain(value):
-    # Ansible's tagged strings and containers are subclasses that the YAML dumper cannot represent.
-    return json.loads(json.dumps(value))
-
-
-def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None):
-    stack = _plain(stack)
-    persisted = _plain(persisted or {})
+def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None, read=None):
+    # Ansible's lazy containers and tagged strings as plain data, which the YAML dumper can represent.
+    stack = plain(stack)
+    if read is not None:
+        adopted = plain(read.get("contents") or {})
+        persisted = _catalogue.persisted_values(stack, adopted)
+    persisted = plain(persisted or {})
     services = _catalogue.resolve_services(stack)
-    kept = _catalogue.adopted_values(stack, _plain(adopted or {}))
+    kept = _catalogue.adopted_values(stack, plain(adopted or {}))
     values = _catalogue.resolve_secrets(stack, persisted, kept)
-    document = _catalogue.compose_document(stack, services, values, gpu_reservation)
+    document = compose_document(stack, services, values, gpu_reservation)
     compose = HEADER % stack["name"] + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=4096)
-    root = stack["root"]
-    files = _catalogue.stack_files(stack, services, values)
-    files.append(
-        {
-            "path": "%s/%s" % (root, stack["compose_file"]),
-            "state": "file",
-            "owner": "0",
-            "group": "0",
-            "mode": "0644",
-            "content": compose,
-            "validate": "docker compose --project-directory %s --file %%s config --quiet" % root,
-            "tag": "",
-        }
-    )
     return {
         "services": services,
         "enabled": _catalogue.enabled_services(services),
-        "files": files,
+        "files": stack_files(stack, services, values) + [compose_file(stack, compose)],
         "compose": compose,
-        "probes": _catalogue.stack_probes(stack, services),
-        "data_dirs": _catalogue.data_dirs(stack, services),
+        "probes": stack_probes(stack, services),
+        "data_dirs": data_dirs(stack, services),
         "builds": _catalogue.builds(stack, services),
         "adopt_files": _catalogue.adopt_files(stack),
         "adopted": sorted(

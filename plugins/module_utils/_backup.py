@@ -23,6 +23,7 @@ secret of its own (``adopt_secrets``) go, with ``secrets/``, only into the encry
 from __future__ import annotations
 
 from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+from ansible_collections.homelab.core.plugins.module_utils._stack_files import secret_file_path
 
 
 def _relative(path, base):
@@ -33,7 +34,7 @@ def _relative(path, base):
 def _secret_file(name, entry, secret):
     for item in entry.get("secret_files") or []:
         if item.get("secret") == secret:
-            return _catalogue.secret_file_path(name, item)
+            return secret_file_path(name, item)
     return None
 
 

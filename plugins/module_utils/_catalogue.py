@@ -1,12 +1,15 @@
 # Copyright (c) 2026, homelab.core maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Service catalogues and compose stacks as data: pure functions, no I/O.
+"""Service catalogues and compose stacks as data, resolved and validated: pure functions, no I/O.
 
-A *stack definition* is a dict that a stack role (main_stack, later mcp_stack)
-builds from its catalogue and the inventory; the compose_stack engine role
-turns it into files and a compose project through the filters in
-``plugins/filter/catalogue.py``, which call these functions.
+A *stack definition* is a dict that a stack role (main_stack, mcp_stack) builds
+from its catalogue and the inventory. Here it is resolved (overrides, enabled
+services, image references, builds, secrets) and checked (stack_problems,
+stack_warnings, validation_reads). The compose_stack engine role turns it into
+files and a compose project through the stack_plan filter
+(``plugins/filter/stack_plan.py``), which calls these functions and those of
+``_stack_files`` (the file tree) and ``_compose_document`` (the compose file).
 
 Stack definition keys:
 
@@ -26,7 +29,7 @@ Stack definition keys:
                     bcrypt_of} (a ``credential`` comes only from the inventory: never generated nor persisted;
                     ``bcrypt_of`` is a password whose bcrypt hash is the secret, salted from the per-host key,
                     never persisted)
-``services``        the catalogue: service name -> entry (SERVICE_KEYS; any other key is a problem)
+``services``        the catalogue: service name -> entry (its keys: _catalogue_schema.SCHEMA)
 ``overrides``       {images: {...}, ports: {...}} from the inventory, per service
 ``variables``       the inventory variable names behind overrides/secrets, for messages
 ``inventory_secrets`` secrets given in the inventory; ``rotate_secrets`` pinned ones that may change
@@ -52,40 +55,13 @@ import copy
 import hashlib
 import hmac
 import ipaddress
-import difflib
 import json
 import re
 import secrets as _random
 
-SERVICE_KEYS = frozenset(
-    [
-        "enabled",  # bool: false leaves the service out (its data stays); depends_on on it is dropped
-        "image",  # {registry, repository, tag, digest}
-        "gpu_image_tag_suffix",  # appended to the tag when the service gets the GPU (Open-WebUI: -cuda)
-        "port",  # published host port, or absent
-        "container_port",  # the port inside the container
-        "gpu",  # bool: reserve the GPU when the host has one
-        "user",  # compose `user:`
-        "data",  # [{path, target?, owner, group, mode}] under data_root
-        "env",  # {NAME: value} written to env/<service>.env; a null value leaves NAME out
-        "secret_files",  # [{secret, target, owner, path?}] mounted read-only
-        "config_files",  # [{path, target, owner, group, mode, content, dir_group?, base?, with_service?}], read-only
-        "probe",  # {path} HTTP GET on the published port; {} for container health only
-        "depends_on",  # {service: condition}
-        "compose",  # compose keys passed through verbatim (healthcheck, command, environment, ...)
-        "description",  # one line for docs and messages
-        "min_version",  # {version, feature}: the oldest tag that has a feature the role relies on
-        "networks",  # compose networks of the service (default: every network of the stack)
-        "extra_ports",  # [{host, container}] published besides `port`
-        "credentials",  # [secret names]: the service is deployed only when the inventory gives every one
-        "build",  # {base: image, dockerfile, files: [{path, content, mode}], args}: built on the host (see builds)
-        "publish_via",  # service name: `port` is published on that service (a gateway), host and container alike
-        "backup",  # {postgres: {user, password_secret}} | {redis: {config}} | {models: [paths]} | {sqlite: [paths]} (see _backup)
-        "placement",  # gpu_nodes | control (default): the inventory group whose hosts run the service (see _fleet)
-        "fleet_port",  # bool: `port` is also published on the stack's private_address, for the fleet's control hosts
-        "unauthenticated",  # str: why whoever reaches the published port may use the service (named when exposed)
-    ]
-)
+from ansible_collections.homelab.core.plugins.module_utils._catalogue_schema import catalogue_problems
+from ansible_collections.homelab.core.plugins.module_utils._endpoints import canonical_name, local_address, service_port, url_host
+
 DEFAULT_PLACEMENT = "control"
 IMAGE_KEYS = ("registry", "repository", "tag", "digest")
 PLACEHOLDER = re.compile(r"<<(secret|port):([A-Za-z0-9_.-]+)>>")
@@ -104,16 +80,6 @@ EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z0-9-]+$")
 # with one of these it creates no user and leaves registration open.
 RESERVED_TLDS = frozenset(["test", "example", "invalid", "localhost", "local", "internal", "lan", "corp", "home",
                            "private", "intranet"])
-LABEL_CONFIG_HASH = "org.homelab.config-hash"
-ENV_HEADER = "# Managed by homelab.core (stack %s). Edits are overwritten.\n"
-
-
-def canonical_name(name, services):
-    """The catalogue's service name for an override key: `open_webui` is accepted for `open-webui`."""
-    if name in services:
-        return name
-    dashed = str(name).replace("_", "-")
-    return dashed if dashed in services else None
 
 
 def resolve_services(stack):
@@ -130,9 +96,10 @@ def resolve_services(stack):
             image = dict(services[name].get("image") or {})
             image.update(override)
             services[name]["image"] = image
-    for key, port in (overrides.get("ports") or {}).items():
-        name = canonical_name(key, services)
-        if name is not None:
+    # The one rule for a service's host port (_endpoints), which the fleet and the ollama role use too.
+    for name in services:
+        port = service_port(name, services, overrides.get("ports"))
+        if port is not None or "port" in services[name]:
             services[name]["port"] = port
     inventory = stack.get("inventory_secrets") if isinstance(stack.get("inventory_secrets"), dict) else {}
     placements = stack.get("placements")
@@ -181,6 +148,11 @@ def service_image_ref(stack, entry, gpu_reservation, name=None):
     return image_ref(entry["image"], stack.get("image_registry") or "", suffix)
 
 
+def file_mode(mode, default):
+    """A file or directory mode as file_tree takes it: the catalogue's, or ``default`` where it gives none."""
+    return str(mode if mode is not None else default)
+
+
 # --- Images built on the host ----------------------------------------------------------
 
 BUILT_IMAGE_REPOSITORY = "homelab.local/%s/%s"
@@ -197,7 +169,7 @@ def build_inputs_hash(stack, name, entry):
     inputs = {
         "base": build_base_ref(stack, entry),
         "dockerfile": build["dockerfile"],
-        "files": sorted((item["path"], item["content"], _mode(item.get("mode"), "0644")) for item in build.get("files") or []),
+        "files": sorted((item["path"], item["content"], file_mode(item.get("mode"), "0644")) for item in build.get("files") or []),
         "args": sorted((str(key), str(value)) for key, value in (build.get("args") or {}).items()),
         "service": name,
     }
@@ -248,17 +220,15 @@ def adopt_files(stack):
     ]
 
 
-def file_contents(read):
-    """Absolute path -> base64 content, from ansible.builtin.slurp results (files that were missing
-    have no content) or from such a mapping already."""
-    if isinstance(read, dict):
-        return dict(read)
-    return dict((result["source"], result["content"]) for result in read or [] if result.get("content"))
+def persisted_values(stack, contents):
+    """The secrets persisted on the host for ``stack``, from read_files' ``contents`` (absolute path -> base64);
+    {} where the stack has no secrets file yet."""
+    encoded = (contents or {}).get("%s/%s" % (stack["root"], stack["secrets_file"]))
+    return json.loads(base64.b64decode(encoded)) if encoded else {}
 
 
 def adopted_values(stack, contents):
-    """Secret name -> the value a service keeps itself, from ``contents`` (see file_contents)."""
-    contents = file_contents(contents)
+    """Secret name -> the value a service keeps itself, from read_files' ``contents``."""
     values = {}
     for item in adopt_files(stack):
         encoded = (contents or {}).get(item["path"])
@@ -273,26 +243,11 @@ def adopted_values(stack, contents):
     return values
 
 
-def _catalogue_key_problems(stack):
-    """A key of a catalogue entry that no code reads (a typo such as probe_path) would vanish: name it instead."""
-    variable = (stack.get("variables") or {}).get("catalogue", "catalogue")
-    found = []
-    for name, entry in sorted((stack.get("services") or {}).items()):
-        for key in sorted(set(entry) - SERVICE_KEYS):
-            close = difflib.get_close_matches(key, sorted(SERVICE_KEYS), n=1)
-            found.append(
-                "%s.%s has the key %s, which no part of homelab.core reads; %s"
-                % (variable, name, key, ("did you mean %s? Rename it." % close[0]) if close
-                   else "remove it (the keys are listed in the compose_stack role's README).")
-            )
-    return found
-
-
 def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
     """Every problem with the stacks' inventory, one sentence each naming the variable and the fix.
 
     ``persisted`` maps a stack name to the secrets already persisted on the host (read-only);
-    ``adopted`` is what reading the stacks' adopt_secrets files gave (see file_contents);
+    ``adopted`` is read_files' ``contents`` for the stacks' adopt_secrets files;
     ``nonempty_dirs`` lists the directories of ``validation_reads(stacks)['dirs']`` that hold anything
     (None: not looked at, so no check of secrets lost over live data).
     Port collisions are checked across all stacks.
@@ -303,7 +258,7 @@ def stack_problems(stacks, persisted=None, adopted=None, nonempty_dirs=None):
     for stack in stacks:
         # Checks particular to one stack (a token's shape), already phrased.
         problems.extend(problem for problem in stack.get("problems") or [] if problem)
-        problems.extend(_catalogue_key_problems(stack))
+        problems.extend(catalogue_problems(stack))
         problems.extend(_paths_problems(stack))
         problems.extend(_domain_problems(stack))
         problems.extend(_subnet_problems(stack))
@@ -591,9 +546,7 @@ def stack_warnings(stacks):
 
 def local_host(stack):
     """The host part of a URL that reaches the stack's published ports from this host (loopback for any-address)."""
-    address = stack.get("bind_address") or "127.0.0.1"
-    host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
-    return "[%s]" % host if ":" in host else host
+    return url_host(local_address(stack.get("bind_address")))
 
 
 def _local_url(stack, entry):
@@ -791,317 +744,3 @@ def bcrypt_hash(password, key, name=""):
     # 22 characters of bcrypt's base64; the last one carries only 2 bits, so it is one of . O e u.
     salt = "".join(BCRYPT_ALPHABET[byte % 64] for byte in digest[:21]) + BCRYPT_ALPHABET[(digest[21] % 4) * 16]
     return bcrypt.hashpw(str(password).encode("utf-8"), ("$2b$10$" + salt).encode("ascii")).decode("ascii")
-
-
-def persisted_secrets(stack, values):
-    """What the host keeps in the secrets file: the generated or inventory-given ones, not explicit values,
-    credentials or derived hashes."""
-    specs = dict(stack.get("secrets") or {})
-    specs.setdefault(HASH_KEY_SECRET, {})
-    derived = ("value", "bcrypt_of")
-    return {
-        name: values[name]
-        for name in sorted(specs)
-        if not any(key in specs[name] for key in derived) and specs[name].get("persist", True) and not specs[name].get("credential")
-    }
-
-
-def expand(text, values, services):
-    """Fill in <<secret:NAME>> and <<port:SERVICE>> placeholders."""
-
-    def _fill(match):
-        kind, name = match.groups()
-        if kind == "secret":
-            return str(values[name])
-        return str(services[name]["port"])
-
-    return PLACEHOLDER.sub(_fill, str(text))
-
-
-def references_secret(text):
-    return any(kind == "secret" for kind, _name in PLACEHOLDER.findall(str(text)))
-
-
-# --- Files ------------------------------------------------------------------------------
-
-
-def _env_text(stack, name, entry, values, services):
-    lines = [ENV_HEADER % stack["name"]]
-    for key, value in (entry.get("env") or {}).items():
-        if value is None:
-            # A null value leaves the variable out (OLLAMA_BASE_URLS on a single box).
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        lines.append("%s=%s\n" % (key, expand(value, values, services)))
-    return "".join(lines)
-
-
-def secret_file_path(name, secret_file):
-    return secret_file.get("path") or "secrets/%s/%s" % (name, secret_file["secret"])
-
-
-def config_hash(stack, name, entry, values, services):
-    """HMAC-SHA256 (per-host key) over everything a service reads besides its image.
-
-    Keyed, so the label in `docker inspect` reveals nothing about secret values.
-    """
-    material = {
-        "env": _env_text(stack, name, entry, values, services) if entry.get("env") else "",
-        "secret_files": [values[item["secret"]] for item in entry.get("secret_files") or []],
-        "config_files": [
-            expand(item["content"], values, services) for item in entry.get("config_files") or [] if config_file_wanted(item, services)
-        ],
-    }
-    digest = hmac.new(values[HASH_KEY_SECRET].encode(), json.dumps(material, sort_keys=True).encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
-
-
-def config_file_wanted(item, services):
-    """A config file with `with_service` exists only while that service is deployed (a gateway's route to it)."""
-    other = item.get("with_service")
-    return not other or bool((services.get(other) or {}).get("enabled"))
-
-
-def config_file_path(stack, item):
-    """Config files live under the stack root, or under the data root with `base: data`."""
-    base = stack["data_root"] if item.get("base") == "data" else stack["root"]
-    return "%s/%s" % (base, item["path"])
-
-
-def _mode(mode, default):
-    return str(mode if mode is not None else default)
-
-
-def stack_files(stack, services, values):
-    """The file_tree entries of a stack: directories, data tree, env, secret and config files.
-
-    Paths of services that are switched off are removed (files only: data directories stay).
-    Every entry carries `tag`: the service it belongs to ('' for the stack's own).
-    """
-    root, data_root = stack["root"], stack["data_root"]
-    entries = [
-        {"path": root, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""},
-        {"path": root + "/env", "state": "directory", "owner": "0", "group": "0", "mode": "0700", "tag": ""},
-        {"path": root + "/config", "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""},
-        {"path": root + "/secrets", "state": "directory", "owner": "0", "group": "0", "mode": "0700", "tag": ""},
-        {
-            "path": "%s/%s" % (root, stack["secrets_file"]),
-            "state": "file",
-            "owner": "0",
-            "group": "0",
-            "mode": "0600",
-            "secret_content": json.dumps(persisted_secrets(stack, values), indent=2, sort_keys=True) + "\n",
-            "tag": "",
-        },
-    ]
-    entries.append({"path": data_root, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""})
-    seen_dirs = set(entry["path"] for entry in entries)
-    # The data tree: every enabled service's directories, once each (two services may mount one),
-    # parents before children.
-    data = {}
-    for name in enabled_services(services):
-        for item in services[name].get("data") or []:
-            data.setdefault(item["path"], (name, item))
-    for path in sorted(data, key=lambda path: path.split("/")):
-        name, item = data[path]
-        entries.append(
-            {
-                "path": "%s/%s" % (data_root, path),
-                "state": "directory",
-                "owner": str(item.get("owner", 0)),
-                "group": str(item.get("group", 0)),
-                "mode": _mode(item.get("mode"), "0755"),
-                "tag": name,
-            }
-        )
-    # Config files inside a data directory (Coolify's source/.env) need no directory of their own.
-    data_paths = set("%s/%s" % (data_root, path) for path in data)
-    for name, entry in services.items():
-        enabled = entry.get("enabled")
-        env_path = "%s/env/%s.env" % (root, name)
-        if enabled and entry.get("env"):
-            text = _env_text(stack, name, entry, values, services)
-            key = "secret_content" if any(references_secret(v) for v in entry["env"].values()) else "content"
-            entries.append({"path": env_path, "state": "file", "owner": "0", "group": "0", "mode": "0600", key: text, "tag": name})
-        else:
-            entries.append({"path": env_path, "state": "absent", "tag": name})
-        for item in entry.get("secret_files") or []:
-            path = "%s/%s" % (root, secret_file_path(name, item))
-            parent = path.rsplit("/", 1)[0]
-            if not enabled or not values.get(item["secret"]):
-                entries.append({"path": path, "state": "absent", "tag": name})
-                continue
-            if parent not in seen_dirs:
-                seen_dirs.add(parent)
-                entries.append({"path": parent, "state": "directory", "owner": "0", "group": "0", "mode": "0700", "tag": name})
-            entries.append(
-                {
-                    "path": path,
-                    "state": "file",
-                    "owner": str(item.get("owner", 0)),
-                    "group": "0",
-                    "mode": "0400",
-                    # No trailing newline: not every image strips one.
-                    "secret_content": str(values[item["secret"]]),
-                    "tag": name,
-                }
-            )
-        if entry.get("build"):
-            context = build_context(stack, name)
-            build_files = [{"path": "Dockerfile", "content": entry["build"]["dockerfile"], "mode": "0644"}]
-            build_files += list(entry["build"].get("files") or [])
-            if enabled:
-                if root + "/build" not in seen_dirs:
-                    seen_dirs.add(root + "/build")
-                    entries.append({"path": root + "/build", "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": ""})
-                entries.append({"path": context, "state": "directory", "owner": "0", "group": "0", "mode": "0755", "tag": name})
-            for item in build_files:
-                path = "%s/%s" % (context, item["path"])
-                if enabled:
-                    entries.append({"path": path, "state": "file", "owner": "0", "group": "0",
-                                    "mode": _mode(item.get("mode"), "0644"), "content": item["content"], "tag": name})
-                else:
-                    entries.append({"path": path, "state": "absent", "tag": name})
-        for item in entry.get("config_files") or []:
-            path = config_file_path(stack, item)
-            parent = path.rsplit("/", 1)[0]
-            if not enabled or not config_file_wanted(item, services):
-                entries.append({"path": path, "state": "absent", "tag": name})
-                continue
-            if parent not in seen_dirs and parent not in data_paths:
-                seen_dirs.add(parent)
-                entries.append(
-                    {
-                        "path": parent,
-                        "state": "directory",
-                        "owner": "0",
-                        "group": str(item.get("dir_group", 0)),
-                        "mode": "0750",
-                        "tag": name,
-                    }
-                )
-            content = expand(item["content"], values, services)
-            key = "secret_content" if references_secret(item["content"]) else "content"
-            entries.append(
-                {
-                    "path": path,
-                    "state": "file",
-                    "owner": str(item.get("owner", 0)),
-                    "group": str(item.get("group", 0)),
-                    "mode": _mode(item.get("mode"), "0444"),
-                    key: content,
-                    "tag": name,
-                }
-            )
-    return entries
-
-
-def data_dirs(stack, services):
-    """Absolute data directory -> the enabled services that declare it."""
-    found = {}
-    for name in enabled_services(services):
-        for item in services[name].get("data") or []:
-            users = found.setdefault("%s/%s" % (stack["data_root"], item["path"]), [])
-            if name not in users:
-                users.append(name)
-    return found
-
-
-def data_dir_services(stack, services, created_paths):
-    """Services whose data directory was (re)created: their containers still mount the deleted one."""
-    owners = data_dirs(stack, services)
-    found = []
-    for path in created_paths or []:
-        for name in owners.get(path, []):
-            if name not in found:
-                found.append(name)
-    return found
-
-
-# --- Compose ----------------------------------------------------------------------------
-
-LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
-
-
-def gpu_deploy(gpu_reservation):
-    if gpu_reservation == "cdi":
-        # compose requires capabilities for every device request, CDI ones too.
-        device = {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"], "capabilities": ["gpu"]}
-    else:
-        device = {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
-    return {"resources": {"reservations": {"devices": [device]}}}
-
-
-def compose_document(stack, services, values, gpu_reservation="none"):
-    """The compose project as a dict, in a stable order."""
-    enabled = enabled_services(services)
-    document = {"name": stack["project"], "networks": copy.deepcopy(stack.get("networks") or {}), "services": {}}
-    for name in enabled:
-        entry = services[name]
-        service = {"image": service_image_ref(stack, entry, gpu_reservation, name), "restart": "unless-stopped"}
-        if entry.get("build"):
-            # Built on the host by the engine before compose runs; no registry has it.
-            service["pull_policy"] = "never"
-        if entry.get("user") is not None:
-            service["user"] = str(entry["user"])
-        service["networks"] = list(entry.get("networks") or document["networks"])
-        ports = []
-        if entry.get("port") is not None and not entry.get("publish_via"):
-            ports.append("%s:%d:%d" % (stack["bind_address"], entry["port"], entry.get("container_port", entry["port"])))
-        # A gateway publishes the ports of the services behind it, on the same port inside.
-        ports += [
-            "%s:%d:%d" % (stack["bind_address"], services[other]["port"], services[other]["port"])
-            for other in enabled
-            if services[other].get("publish_via") == name and services[other].get("port") is not None
-        ]
-        ports += ["%s:%d:%d" % (stack["bind_address"], item["host"], item["container"]) for item in entry.get("extra_ports") or []]
-        if entry.get("fleet_port") and entry.get("port") is not None and stack.get("private_address"):
-            private = stack["private_address"]
-            ports.append("%s:%d:%d" % ("[%s]" % private if ":" in private else private, entry["port"],
-                                       entry.get("container_port", entry["port"])))
-        if ports:
-            service["ports"] = ports
-        if entry.get("env"):
-            service["env_file"] = ["env/%s.env" % name]
-        volumes = [
-            "%s/%s:%s" % (stack["data_root"], item["path"], item["target"]) for item in entry.get("data") or [] if item.get("target")
-        ]
-        volumes += [
-            "%s/%s:%s:ro" % (stack["root"], secret_file_path(name, item), item["target"])
-            for item in entry.get("secret_files") or []
-            if values.get(item["secret"])
-        ]
-        volumes += [
-            "%s:%s:ro" % (config_file_path(stack, item), item["target"])
-            for item in entry.get("config_files") or []
-            if config_file_wanted(item, services)
-        ]
-        if volumes:
-            service["volumes"] = volumes
-        depends_on = {
-            other: {"condition": condition} for other, condition in (entry.get("depends_on") or {}).items() if other in enabled
-        }
-        if depends_on:
-            service["depends_on"] = depends_on
-        for key, value in (entry.get("compose") or {}).items():
-            service[key] = copy.deepcopy(value)
-        service["labels"] = dict(service.get("labels") or {}, **{LABEL_CONFIG_HASH: config_hash(stack, name, entry, values, services)})
-        if entry.get("gpu") and uses_gpu(gpu_reservation):
-            service["deploy"] = gpu_deploy(gpu_reservation)
-        service["logging"] = copy.deepcopy(LOGGING)
-        document["services"][name] = service
-    return document
-
-
-def stack_probes(stack, services):
-    """stack_health's `services` list: an HTTP probe of the published port where the catalogue has one."""
-    host = local_host(stack)
-    probes = []
-    for name in enabled_services(services):
-        entry = services[name]
-        probe = {"service": name}
-        if entry.get("probe") and entry.get("port") is not None:
-            probe["url"] = "http://%s:%d%s" % (host, entry["port"], entry["probe"].get("path", "/"))
-        probes.append(probe)
-    return probes

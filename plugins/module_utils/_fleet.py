@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.homelab.core.plugins.module_utils._endpoints import container_port, service_port, url_host
+
 GPU_NODES = "gpu_nodes"
 CONTROL = "control"
 PLACEMENTS = (GPU_NODES, CONTROL)
 HOMELAB = "homelab"
 ADDRESS_VARIABLE = "homelab_private_address"
-OLLAMA_PORT = 11434
+OLLAMA = "ollama"
 
 
 def _members(groups, name):
@@ -55,12 +57,13 @@ def private_address(hostvars, host):
     return str(_host_value(hostvars, host, ADDRESS_VARIABLE, "") or "").strip()
 
 
-def ollama_port(hostvars, host):
-    """The host port of a node's Ollama: its main_stack_ports.ollama, else the catalogue's."""
-    ports = _host_value(hostvars, host, "main_stack_ports", {})
-    if isinstance(ports, dict) and ports.get("ollama") is not None:
-        return ports["ollama"]
-    return OLLAMA_PORT
+def ollama_port(hostvars, host, catalogue):
+    """The host port of a node's Ollama (``_endpoints.service_port``), from the node's own inventory.
+
+    ``catalogue`` is the collection's main stack catalogue, for a node whose inventory has none.
+    """
+    return service_port(OLLAMA, _host_value(hostvars, host, "main_stack_catalogue", None) or catalogue,
+                        _host_value(hostvars, host, "main_stack_ports", {}))
 
 
 def publishes_privately(groups, host):
@@ -70,8 +73,9 @@ def publishes_privately(groups, host):
     )
 
 
-def ollama_urls(groups, hostvars, host, local_url="http://ollama:%d" % OLLAMA_PORT):
+def ollama_urls(groups, hostvars, host, catalogue):
     """Every GPU node's Ollama as ``host`` reaches it: its own through the compose network."""
+    local_url = "http://%s:%s" % (OLLAMA, container_port(OLLAMA, catalogue))
     if not is_fleet(groups):
         return [local_url]
     urls = []
@@ -79,10 +83,7 @@ def ollama_urls(groups, hostvars, host, local_url="http://ollama:%d" % OLLAMA_PO
         if node == host:
             urls.append(local_url)
             continue
-        address = private_address(hostvars, node)
-        if ":" in address:
-            address = "[%s]" % address
-        urls.append("http://%s:%s" % (address, ollama_port(hostvars, node)))
+        urls.append("http://%s:%s" % (url_host(private_address(hostvars, node)), ollama_port(hostvars, node, catalogue)))
     return urls
 
 
@@ -198,8 +199,8 @@ def problems(groups, hostvars):
     return found
 
 
-def fleet_view(groups, hostvars, host):
-    """What the roles read about ``host``'s place in the homelab, in one mapping."""
+def fleet_view(groups, hostvars, host, catalogue):
+    """What the roles read about ``host``'s place in the homelab, in one mapping (``catalogue``: see ollama_port)."""
     return {
         "fleet": is_fleet(groups),
         "placements": placements(groups, host),
@@ -207,7 +208,7 @@ def fleet_view(groups, hostvars, host):
         "control": _members(groups, CONTROL),
         "private_address": private_address(hostvars, host),
         "publishes_privately": publishes_privately(groups, host),
-        "ollama_urls": ollama_urls(groups, hostvars, host),
+        "ollama_urls": ollama_urls(groups, hostvars, host, catalogue),
         "allowed_sources": allowed_sources(groups, hostvars, host),
         "problems": problems(groups, hostvars),
     }

@@ -123,10 +123,11 @@ options:
           - Only allowed for O(entries[].state=link).
         type: bool
         default: false
-      tag:
+      owner_service:
         description:
-          - Free-form label, for example the compose service that the path belongs to.
-          - Returned unchanged in RV(entries[].tag), so the caller can tell which services own the changed paths.
+          - The service that the path belongs to, for example a compose service; free-form.
+          - Returned unchanged in RV(entries[].owner_service), so the caller can tell which services own the changed
+            paths.
         type: str
       validate:
         description:
@@ -164,7 +165,7 @@ EXAMPLES = r"""
         owner: "1000"
         group: "1000"
         mode: "0700"
-        tag: jellyfin
+        owner_service: jellyfin
       - path: /srv/stacks/media/.env
         content: "TZ=Europe/Berlin\n"
         mode: "0644"
@@ -172,7 +173,7 @@ EXAMPLES = r"""
         secret_content: "{{ media_api_key }}"
         owner: root
         mode: "0600"
-        tag: jellyfin
+        owner_service: jellyfin
       - path: /srv/stacks/media/compose.yaml
         content: "{{ lookup('ansible.builtin.template', 'compose.yaml.j2') }}"
         validate: docker compose -f %s config --quiet
@@ -187,7 +188,7 @@ EXAMPLES = r"""
   ansible.builtin.command:
     cmd: docker compose --project-directory /srv/stacks/media restart {{ item }}
   loop: >-
-    {{ media_tree.entries | selectattr('created') | selectattr('tag') | map(attribute='tag') | unique }}
+    {{ media_tree.entries | selectattr('created') | selectattr('owner_service') | map(attribute='owner_service') | unique }}
   changed_when: true
 """
 
@@ -221,8 +222,8 @@ entries:
       description: The absolute path.
       type: str
       sample: /srv/stacks/media/data/jellyfin
-    tag:
-      description: O(entries[].tag) as given, or V(null).
+    owner_service:
+      description: O(entries[].owner_service) as given, or V(null).
       type: str
       sample: jellyfin
     state:
@@ -321,7 +322,7 @@ class Entry:
         self.index = index
         self.path = params["path"]
         self.state = params["state"]
-        self.tag = params["tag"]
+        self.owner_service = params["owner_service"]
         self.content = params["content"]
         self.secret_content = params["secret_content"]
         self.src = params["src"]
@@ -902,7 +903,7 @@ class FileTree:
             if self.check_mode and changes:
                 self.overlay[entry.path] = after
             changed = bool(changes)
-            self.results.append(dict(path=entry.path, tag=entry.tag, state=entry.state, changed=changed,
+            self.results.append(dict(path=entry.path, owner_service=entry.owner_service, state=entry.state, changed=changed,
                                      created=created, changes=changes))
             if not changed:
                 continue
@@ -943,7 +944,7 @@ def main():
                     secret_content=dict(type="str", no_log=True),
                     src=dict(type="str"),
                     keep_other=dict(type="bool", default=False),
-                    tag=dict(type="str"),
+                    owner_service=dict(type="str"),
                     validate=dict(type="str"),
                 ),
             ),

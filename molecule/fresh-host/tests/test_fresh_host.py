@@ -7,11 +7,22 @@ import os
 import sys
 
 import pytest
+import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
 from playbook_runs import assert_refused, flat, recap_changed, run_site  # noqa: E402
 
 NOT_A_TOKEN = "bm90LWEtdG9rZW4tYXQtYWxs"
+
+
+def catalogue_with_a_typo():
+    """The main stack's own catalogue, with one key misspelt (probe_path for probe) in Ollama's entry."""
+    with open(os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "roles", "main_stack", "defaults", "main.yml"),
+              encoding="utf-8") as stream:
+        catalogue = yaml.safe_load(stream)["main_stack_catalogue"]
+    catalogue["ollama"]["probe_path"] = catalogue["ollama"].pop("probe")["path"]
+    return catalogue
+
 # Vault values that would inject a line into redis.conf, or split a dotenv value.
 HOSTILE_NEWLINE = "Molecule-Redis-0123\nrename-command CONFIG \"\""
 HOSTILE_SPACE = "Molecule db password with spaces"
@@ -94,11 +105,16 @@ def test_check_mode_runs_to_the_end_and_predicts_the_install(host):
          "before its port opens. homelab_cloudflared_tunnel_token is set, so the tunnel can reach Coolify"),
         ({"main_stack_coolify_root_email": "root@homelab.test"},
          "main_stack_coolify_root_email ends in .test, which Coolify's root-user check refuses"),
+        # The catalogue is a schema: a typo is refused, naming the stack, the service and the key.
+        ({"main_stack_catalogue": catalogue_with_a_typo()},
+         "main stack: main_stack_catalogue.ollama has the key probe_path, which no part of homelab.core reads; did you "
+         "mean probe? Rename it."),
     ],
     ids=["bad-token", "port-out-of-range", "image-override-shape", "image-below-feature-minimum", "relative-root",
          "missing-owner-password", "weak-owner-password", "unknown-secret", "mcp-partial-credentials",
          "port-collision-across-stacks", "port-collision", "secret-with-newline", "secret-with-space", "bind-any",
-         "domain-with-path", "bad-model-name", "bad-install-source", "tunnel-without-accounts", "coolify-reserved-tld"],
+         "domain-with-path", "bad-model-name", "bad-install-source", "tunnel-without-accounts", "coolify-reserved-tld",
+         "catalogue-unknown-key"],
 )
 def test_bad_input_fails_in_the_first_play_before_anything_changes(host, extra_vars, sentence):
     rc, output = run_site("-e", json.dumps(extra_vars))

@@ -601,39 +601,3 @@ def test_another_installs_coolify_container_is_refused_before_anything_changes(h
                  "stop and remove it (its data under /data/coolify stays), then re-run.")
     finally:
         host.check_output("docker rm -f coolify-realtime")
-
-
-@first_verify_only
-def test_the_earlier_coolify_layout_is_migrated_without_losing_its_storage(host):
-    """Before issue 8 the app container mounted only /data/coolify; its storage/app lived in the container."""
-    image = host.check_output("docker inspect -f '{{.Config.Image}}' coolify")
-    host.check_output("docker rm -f coolify")
-    host.check_output(
-        "docker create --name homelab-coolify-1 --network coolify -v %s/data/coolify:/data/coolify"
-        " --label com.docker.compose.project=homelab --label com.docker.compose.service=coolify"
-        " --label com.docker.compose.container-number=1 --label com.docker.compose.oneoff=False"
-        " --label com.docker.compose.config-hash=earlier-layout %s" % (ROOT, image))
-    host.check_output("mkdir -p /root/storage/applications/app-1 /root/storage/backups/daily"
-                      " && echo in-the-container > /root/storage/applications/app-1/docker-compose.yaml"
-                      " && echo in-the-container > /root/storage/applications/app-1/.env"
-                      " && echo dump > /root/storage/backups/daily/coolify.dmp"
-                      " && docker cp /root/storage/applications homelab-coolify-1:/var/www/html/storage/app/"
-                      " && docker cp /root/storage/backups homelab-coolify-1:/var/www/html/storage/app/")
-    # A file the host side already has (deployments write there over SSH) is not replaced.
-    host.check_output("mkdir -p %s/data/coolify/applications/app-1 && echo on-the-host > %s/data/coolify/applications/app-1/.env"
-                      % (ROOT, ROOT))
-    rc, output = run_site()
-    assert rc == 0, output
-    assert "Container homelab-coolify-1 has the earlier layout" in flat(output)
-    applications = ROOT + "/data/coolify/applications/app-1/"
-    assert host.file(applications + "docker-compose.yaml").content_string == "in-the-container\n"
-    assert host.file(applications + ".env").content_string == "on-the-host\n"
-    assert host.file(ROOT + "/data/coolify/backups/daily/coolify.dmp").content_string == "dump\n"
-    names = host.check_output("docker ps -a --format '{{.Names}}'").split()
-    assert "homelab-coolify-1" not in names and "coolify" in names
-    assert containers(host)["coolify"]["Health"] == "healthy"
-    # Moved once: the next run finds the upstream layout and changes nothing.
-    rc, output = run_site()
-    assert rc == 0, output
-    assert recap_changed(output, host.backend.host) == 0
-    host.check_output("rm -rf %s %s/data/coolify/backups/daily /root/storage" % (applications, ROOT))

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from ansible_collections.homelab.core.plugins.filter.stack_plan import stack_plan
-from ansible_collections.homelab.core.plugins.filter.stack_problems import stack_problems
-from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+from ansible_collections.homelab.core.plugins.module_utils import _catalogue, _catalogue_schema, _stack_files
+from ansible_collections.homelab.core.plugins.module_utils._catalogue import stack_problems
 
 import yaml
 
@@ -176,9 +176,10 @@ def test_a_typo_in_a_catalogue_key_is_refused_not_ignored():
     definition["services"]["ollama"]["probe_path"] = "/api/version"
     definition["services"]["db"]["healthcheck"] = {"test": ["CMD", "true"]}
     assert stack_problems([definition], persisted={"main": PERSISTED}) == [
-        "main_stack_catalogue.db has the key healthcheck, which no part of homelab.core reads; remove it (the keys are "
-        "listed in the compose_stack role's README).",
-        "main_stack_catalogue.ollama has the key probe_path, which no part of homelab.core reads; did you mean probe? Rename it.",
+        "main stack: main_stack_catalogue.db has the key healthcheck, which no part of homelab.core reads; remove it (the keys "
+        "are listed in the compose_stack role's README).",
+        "main stack: main_stack_catalogue.ollama has the key probe_path, which no part of homelab.core reads; did you mean "
+        "probe? Rename it.",
     ]
 
 
@@ -188,15 +189,14 @@ def test_the_roles_catalogues_use_only_known_keys():
         with open(os.path.join(REPOSITORY, path), encoding="utf-8") as stream:
             catalogue = yaml.safe_load(stream)[variable]
         for name, entry in catalogue.items():
-            assert set(entry) <= _catalogue.SERVICE_KEYS, (variable, name, set(entry) - _catalogue.SERVICE_KEYS)
+            assert set(entry) <= set(_catalogue_schema.SCHEMA), (variable, name, set(entry) - set(_catalogue_schema.SCHEMA))
 
 
 def test_the_compose_stack_readme_lists_every_catalogue_key():
+    # The table is generated from the schema by tests/scripts/role_docs.py (see test_catalogue_schema.py).
     with open(os.path.join(REPOSITORY, "roles", "compose_stack", "README.md"), encoding="utf-8") as stream:
         section = stream.read().split("## The catalogue entry", 1)[1].split("\n## ", 1)[0]
-    table = [line for line in section.splitlines() if line.startswith("| `")]
-    listed = {key for line in table for key in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
-    assert listed == set(_catalogue.SERVICE_KEYS)
+    assert _catalogue_schema.schema_markdown_table() in section
 
 
 def test_a_disabled_service_publishes_nothing_and_collides_with_nothing():
@@ -352,7 +352,7 @@ def test_files_with_a_secret_are_secret_and_the_others_show_their_content():
     assert (config["owner"], config["group"], config["mode"]) == ("70", "70", "0400")
     assert (files["/opt/homelab/config/db"]["group"], files["/opt/homelab/config/db"]["mode"]) == ("70", "0750")
     key = files["/opt/homelab/secrets/open-webui/web_key"]
-    assert (key["secret_content"], key["mode"], key["tag"]) == (PERSISTED["web_key"], "0400", "open-webui")
+    assert (key["secret_content"], key["mode"], key["owner_service"]) == (PERSISTED["web_key"], "0400", "open-webui")
 
 
 def test_a_disabled_service_loses_its_files_but_never_its_data():
@@ -379,7 +379,8 @@ def test_parents_come_before_their_children_and_the_compose_file_is_validated_la
 def test_recreated_data_directories_name_their_services():
     plan = stack_plan(stack(), persisted=PERSISTED)
     assert plan["data_dirs"] == {"/opt/homelab/data/ollama": ["ollama"], "/opt/homelab/data/db": ["db"]}
-    assert _catalogue.data_dir_services(stack(), _catalogue.resolve_services(stack()), ["/opt/homelab/data/db", "/x"]) == ["db"]
+    assert _stack_files.services_to_restart(_stack_files.data_dirs(stack(), _catalogue.resolve_services(stack())),
+                                            ["/opt/homelab/data/db", "/x"]) == ["db"]
 
 
 def test_probes_use_the_published_port_on_a_reachable_address():
@@ -401,7 +402,8 @@ def test_a_data_directory_two_services_mount_is_made_once_and_restarts_both():
     plan = stack_plan(definition, persisted=PERSISTED)
     assert [entry["path"] for entry in plan["files"]].count("/opt/homelab/data/shared") == 1
     assert plan["data_dirs"]["/opt/homelab/data/shared"] == ["ollama", "db"]
-    assert _catalogue.data_dir_services(definition, _catalogue.resolve_services(definition), ["/opt/homelab/data/shared"]) == ["ollama", "db"]
+    assert _stack_files.services_to_restart(_stack_files.data_dirs(definition, _catalogue.resolve_services(definition)),
+                                            ["/opt/homelab/data/shared"]) == ["ollama", "db"]
 
 
 def test_networks_extra_ports_and_a_config_file_in_the_data_tree():
@@ -447,12 +449,12 @@ def test_the_key_a_service_uses_wins_over_the_persisted_one_and_is_reported():
     same = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": encoded(PERSISTED["db_password"])})
     assert same["adopted"] == []
     unreadable = stack_plan(with_adoption(), persisted=PERSISTED, adopted={"/opt/homelab/data/db/config": "bm90IGpzb24="})
-    # What ansible.builtin.slurp registers: a missing file has no content.
-    from_slurp = stack_plan(with_adoption(), persisted=PERSISTED, adopted=[
-        {"source": "/opt/homelab/data/db/config", "content": encoded("the-key-in-use-0123456789"), "encoding": "base64"},
-        {"source": "/opt/homelab/data/other/config", "msg": "file not found", "failed": False},
-    ])
-    assert from_slurp["adopted"] == ["db_password"]
+    # What homelab.core.read_files registers for the secrets file and the adopted file, in one.
+    from_read = stack_plan(with_adoption(), read={"contents": {
+        "/opt/homelab/secrets/main-stack.json": base64.b64encode(json.dumps(PERSISTED).encode()).decode(),
+        "/opt/homelab/data/db/config": encoded("the-key-in-use-0123456789")}, "missing": []})
+    assert from_read["adopted"] == ["db_password"]
+    assert json.loads(by_path(from_read)["/opt/homelab/secrets/main-stack.json"]["secret_content"])["web_key"] == PERSISTED["web_key"]
     assert json.loads(by_path(unreadable)["/opt/homelab/secrets/main-stack.json"]["secret_content"]) == PERSISTED
 
 
@@ -638,5 +640,7 @@ def test_a_port_published_via_the_gateway_still_collides_across_stacks():
     definition = with_gateway()
     definition["inventory_secrets"] = {"api_key": "k", "api_secret": "s"}
     definition["overrides"]["ports"] = {"social": 3000}
+    # The gateway routes to the service's own port: a container_port of its own would never be used.
+    del definition["services"]["social"]["container_port"]
     assert stack_problems([definition]) == [
         "main_stack_ports.open-webui and main_stack_ports.social publish the same host port 3000; give each service its own port."]

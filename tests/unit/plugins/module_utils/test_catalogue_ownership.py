@@ -1,7 +1,8 @@
 """Ownership and exposure checks of the catalogue (issue 22): one parametrized case per rule.
 
-Each rule is a sentence of homelab.core.stack_problems (a refusal, first play) or of
-homelab.core.stack_warnings (a warning), naming the variable and never printing a secret.
+Each rule is a sentence of _catalogue.stack_problems (a refusal of the first play's check,
+homelab.core.check_inventory) or of _catalogue.stack_warnings (a warning), naming the variable and
+never printing a secret.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import os
 import bcrypt
 import pytest
 
-from ansible_collections.homelab.core.plugins.filter.inventory_problems import inventory_problems
-from ansible_collections.homelab.core.plugins.filter.setup_pages import setup_pages
-from ansible_collections.homelab.core.plugins.filter.stack_problems import stack_problems
-from ansible_collections.homelab.core.plugins.filter.stack_warnings import stack_warnings
-from ansible_collections.homelab.core.plugins.filter.validation_reads import validation_reads
-from ansible_collections.homelab.core.plugins.module_utils import _catalogue
+from ansible_collections.homelab.core.plugins.module_utils import _catalogue, _stack_files
+from ansible_collections.homelab.core.plugins.module_utils._catalogue import stack_problems, stack_warnings, validation_reads
+from ansible_collections.homelab.core.plugins.module_utils._inventory_check import argument_spec_problems as inventory_problems
+from ansible_collections.homelab.core.plugins.module_utils._setup_pages import is_open
+from ansible_collections.homelab.core.plugins.plugin_utils._collection_data import role_specs
 
 from test_catalogue import PERSISTED, STACK  # pylint: disable=import-error
 
@@ -154,7 +154,7 @@ def test_the_bcrypt_hash_is_stable_per_host_and_password_and_never_persisted():
     definition = owned(secrets=dict(STACK["secrets"], owner_hash={"bcrypt_of": "Owner-Pass-1"}))
     values = _catalogue.resolve_secrets(definition, PERSISTED)
     assert bcrypt.checkpw(b"Owner-Pass-1", values["owner_hash"].encode())
-    assert "owner_hash" not in _catalogue.persisted_secrets(definition, values)
+    assert "owner_hash" not in _stack_files.persisted_secrets(definition, values)
 
 
 SPECS = {"docker": {"argument_specs": {"main": {"options": {
@@ -177,31 +177,27 @@ def test_the_inventory_is_checked_against_every_roles_argument_spec(host_vars, s
     assert inventory_problems(SPECS, host_vars) == sentences
 
 
-def result(service, status, answer):
-    return {"status": status, "json": answer, "ansible_loop_var": "probe", "probe": {"service": service}}
-
-
 @pytest.mark.parametrize(
-    "answer, is_open",
+    "rule, status, answer, expected",
     [
-        (result("n8n", 200, {"data": {"userManagement": {"showSetupOnFirstLoad": False}}}), False),
-        (result("n8n", 200, {"data": {"userManagement": {"showSetupOnFirstLoad": True}}}), True),
-        (result("n8n", 200, None), True),
-        (result("open-webui", 200, {"features": {"enable_signup": False}}), False),
-        (result("open-webui", 200, {"onboarding": True, "features": {"enable_signup": False}}), True),
-        (result("open-webui", 200, {"features": {"enable_signup": True}}), True),
-        (result("coolify", 302, None), False),
-        (result("coolify", 200, None), True),
+        ("n8n", 200, {"data": {"userManagement": {"showSetupOnFirstLoad": False}}}, False),
+        ("n8n", 200, {"data": {"userManagement": {"showSetupOnFirstLoad": True}}}, True),
+        ("n8n", 200, None, True),
+        ("open-webui", 200, {"features": {"enable_signup": False}}, False),
+        ("open-webui", 200, {"onboarding": True, "features": {"enable_signup": False}}, True),
+        ("open-webui", 200, {"features": {"enable_signup": True}}, True),
+        ("coolify", 302, None, False),
+        ("coolify", 200, None, True),
     ],
     ids=["n8n-owned", "n8n-setup", "n8n-unreadable", "webui-owned", "webui-onboarding", "webui-signup",
          "coolify-redirects", "coolify-form"],
 )
-def test_a_setup_page_counts_as_open_as_each_upstream_answers(answer, is_open):
-    assert setup_pages([answer]) == ([answer["probe"]["service"]] if is_open else [])
+def test_a_setup_page_counts_as_open_as_each_upstream_answers(rule, status, answer, expected):
+    assert is_open(rule, status, answer) is expected
 
 
 def test_the_collections_own_role_specs_are_read_and_applied():
     roles = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles")
-    assert inventory_problems(roles, {"docker_install_source": "snap", "homelab_gpu_mode": "sometimes"}) == [
+    assert inventory_problems(role_specs(roles), {"docker_install_source": "snap", "homelab_gpu_mode": "sometimes"}) == [
         "docker_install_source is 'snap', which role docker does not know; choose one of upstream, distro.",
         "homelab_gpu_mode is 'sometimes', which role homelab does not know; choose one of auto, required, off."]

@@ -41,12 +41,12 @@ def script(tmp_path, name, body):
 
 def stack_entries(root):
     return [
-        dict(path=str(root / "stack"), state="directory", mode="0755", tag="stack"),
+        dict(path=str(root / "stack"), state="directory", mode="0755", owner_service="stack"),
         dict(path=str(root / "stack" / "data"), state="directory", mode="0750"),
-        dict(path=str(root / "stack" / "data" / "db"), state="directory", mode="0700", tag="db"),
-        dict(path=str(root / "stack" / "data" / "db" / "conf"), state="directory", mode="0700", tag="db"),
-        dict(path=str(root / "stack" / ".env"), content="A=1\nB=2", mode="0644", tag="app"),
-        dict(path=str(root / "stack" / "db_password"), secret_content=SECRET, mode="0600", tag="db"),
+        dict(path=str(root / "stack" / "data" / "db"), state="directory", mode="0700", owner_service="db"),
+        dict(path=str(root / "stack" / "data" / "db" / "conf"), state="directory", mode="0700", owner_service="db"),
+        dict(path=str(root / "stack" / ".env"), content="A=1\nB=2", mode="0644", owner_service="app"),
+        dict(path=str(root / "stack" / "db_password"), secret_content=SECRET, mode="0600", owner_service="db"),
         dict(path=str(root / "stack" / "current"), state="link", src="data"),
     ]
 
@@ -66,8 +66,8 @@ def test_creates_tree_from_nothing(run, tmp_path):
     assert result["changed"] is True
     assert result["changed_paths"] == paths
     assert result["created_paths"] == paths
-    assert [(e["path"], e["tag"], e["state"], e["changed"], e["created"], e["changes"]) for e in result["entries"]] == [
-        (entry["path"], entry.get("tag"), entry.get("state", "file"), True, True, ["state"]) for entry in entries
+    assert [(e["path"], e["owner_service"], e["state"], e["changed"], e["created"], e["changes"]) for e in result["entries"]] == [
+        (entry["path"], entry.get("owner_service"), entry.get("state", "file"), True, True, ["state"]) for entry in entries
     ]
     assert mode_of(stack) == 0o755
     assert mode_of(stack / "data") == 0o750
@@ -183,7 +183,7 @@ def test_deleted_directory_is_reported_as_created(run, tmp_path):
     db = str(tmp_path / "stack" / "data" / "db")
     assert result["changed_paths"] == [db, str(conf)]
     assert result["created_paths"] == [db, str(conf)]
-    assert [e["tag"] for e in result["entries"] if e["created"]] == ["db", "db"]
+    assert [e["owner_service"] for e in result["entries"] if e["created"]] == ["db", "db"]
     assert conf.is_dir()
 
 
@@ -260,7 +260,7 @@ def test_check_mode_refuses_child_of_a_missing_parent(run, tmp_path):
 
 def test_secret_never_appears_in_result_or_diff(run, tmp_path):
     path = tmp_path / "secret"
-    entries = [dict(path=str(path), secret_content=SECRET, mode="0600", tag="db")]
+    entries = [dict(path=str(path), secret_content=SECRET, mode="0600", owner_service="db")]
 
     for args in (dict(_ansible_check_mode=True), {}, {}):
         result = run(entries, _ansible_diff=True, **args)

@@ -346,3 +346,66 @@ def test_unparsable_ps_output_fails_the_task(run_module, docker, monkeypatch):
 
     assert result["failed"] is True
     assert result["msg"].startswith("Cannot parse docker compose ps output of homelab: ")
+
+
+@pytest.fixture
+def setup_page():
+    """A real HTTP server on loopback answering GET /rest/settings as n8n does, owned or not (``.owned``)."""
+    import http.server
+    import json
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        owned = True
+
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            body = json.dumps({"data": {"userManagement": {"showSetupOnFirstLoad": not Answer.owned}}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Answer, "http://127.0.0.1:%d/rest/settings" % server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_healthy_service_whose_setup_page_is_still_open_fails_naming_it(run_module, recorded, setup_page):
+    answer, url = setup_page
+    answer.owned = False
+
+    result = run_module(stack_health, {"projects": [{"name": "homelab", "services": [
+        {"service": "ollama", "setup_page": {"url": url, "rule": "n8n"}}]}], "deadline": 0})
+
+    ollama = [entry for entry in result["services"] if entry["service"] == "ollama"][0]
+    assert ollama["healthy"] is False and ollama["setup_page"] == {"url": url, "open": True}
+    assert ollama["reason"].startswith("offers its setup page %s to anyone, although the inventory gives its admin account" % url)
+    assert "homelab/ollama (offers its setup page %s" % url in result["msg"]
+
+
+def test_an_owned_setup_page_leaves_the_service_healthy(run_module, recorded, setup_page):
+    answer, url = setup_page
+    answer.owned = True
+
+    result = run_module(stack_health, {"projects": [{"name": "homelab", "services": [
+        {"service": "ollama", "setup_page": {"url": url, "rule": "n8n"}}]}], "deadline": 0, "fail_on_unhealthy": False})
+
+    ollama = [entry for entry in result["services"] if entry["service"] == "ollama"][0]
+    assert ollama["healthy"] is True and ollama["setup_page"] == {"url": url, "open": False}
+
+
+def test_an_unreachable_setup_page_counts_as_open(run_module, recorded, refused_url):
+    result = run_module(stack_health, {"projects": [{"name": "homelab", "services": [
+        {"service": "ollama", "setup_page": {"url": refused_url, "rule": "open-webui"}}]}], "deadline": 0,
+        "fail_on_unhealthy": False})
+
+    ollama = [entry for entry in result["services"] if entry["service"] == "ollama"][0]
+    assert ollama["healthy"] is False and ollama["setup_page"]["open"] is True

@@ -1,4 +1,4 @@
-"""homelab.core.cloudflared_token_problem: what is wrong with a tunnel token, never the token itself."""
+"""_cloudflared.token_problem: what is wrong with a tunnel token, never the token itself."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.homelab.core.plugins.filter.cloudflared import cloudflared_token_problem
+from ansible_collections.homelab.core.plugins.module_utils._cloudflared import token_problem as cloudflared_token_problem
 
 TUNNEL_ID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
 SECRET = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

@@ -1,6 +1,7 @@
-# Copyright: homelab.core contributors
+# Copyright (c) 2026, homelab.core maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters for Cloudflare tunnel tokens (they never echo the token)."""
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The shape of a Cloudflare tunnel token, checked without ever printing it."""
 
 from __future__ import annotations
 
@@ -8,37 +9,6 @@ import base64
 import binascii
 import json
 import uuid
-
-DOCUMENTATION = r"""
-name: cloudflared_token_problem
-short_description: Say what is wrong with a Cloudflare tunnel token, without echoing it
-version_added: 1.0.0
-author:
-  - homelab.core maintainers (@homelab-core)
-description:
-  - Checks that a token is base64 of a JSON object with C(a) (account tag), C(t) (tunnel UUID) and
-    C(s) (base64 secret), as C(cloudflared tunnel run --token) expects.
-  - Returns an empty string for a well-formed token, otherwise one phrase saying what is wrong.
-    The phrase never contains the token or any part of it.
-options:
-  _input:
-    description: The token.
-    type: str
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Fail on a malformed token
-  ansible.builtin.assert:
-    that: homelab_cloudflared_tunnel_token | homelab.core.cloudflared_token_problem == ''
-    fail_msg: "homelab_cloudflared_tunnel_token {{ homelab_cloudflared_tunnel_token | homelab.core.cloudflared_token_problem }}."
-"""
-
-RETURN = r"""
-_value:
-  description: Empty when the token is well formed, else what is wrong with it.
-  type: str
-"""
 
 
 def _b64decode(text):
@@ -49,8 +19,12 @@ def _b64decode(text):
         return None
 
 
-def cloudflared_token_problem(token):
-    """Return '' for a well-formed tunnel token, else a phrase that names the problem (never the token)."""
+def token_problem(token):
+    """'' for a well-formed tunnel token, else a phrase that names the problem (never the token).
+
+    A token is base64 of a JSON object with the account tag (a), the tunnel id (t, a UUID) and the
+    tunnel secret (s, base64), as the Cloudflare dashboard shows it.
+    """
     if not isinstance(token, str) or not token.strip():
         return "is empty"
     raw = _b64decode(token.strip())
@@ -72,8 +46,3 @@ def cloudflared_token_problem(token):
     if _b64decode(str(payload["s"])) is None:
         return "has a secret (s) that is not base64; copy the whole token from the Cloudflare dashboard"
     return ""
-
-
-class FilterModule:
-    def filters(self):
-        return {"cloudflared_token_problem": cloudflared_token_problem}

@@ -26,6 +26,19 @@ class ActionModule(ActionBase):
         given = dict((name, value) for name, value in plain(settings).items() if value is not None)
         return dict(role_defaults("backup"), **given)
 
+    def _inventory_values(self, specs, task_vars):
+        """The value of each variable of the role specs that the inventory (or -e) sets for this host.
+
+        Which ones it sets comes from hostvars (no role default is there); each value is templated
+        here, in the task's context, since an inventory value may name a role default (a catalogue
+        copied from the role's defaults names main_stack_ollama_urls), which hostvars cannot resolve.
+        """
+        host_vars = task_vars["hostvars"][task_vars["inventory_hostname"]]
+        names = set(name for spec in specs.values() for entry in ((spec or {}).get("argument_specs") or {}).values()
+                    for name in ((entry or {}).get("options") or {}))
+        return dict((name, self._templar.template(task_vars[name])) for name in sorted(names)
+                    if name in host_vars and name in task_vars)
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _validated, args = self.validate_argument_spec(argument_spec={
@@ -46,9 +59,10 @@ class ActionModule(ActionBase):
             )
             if reads.get("failed"):
                 raise AnsibleActionFail("Reading the stacks' secrets files failed: %s" % reads.get("msg", ""))
-        host_vars = task_vars["hostvars"][task_vars["inventory_hostname"]]
+        specs = role_specs()
         found = check(
-            stacks, reads=reads, fleet_problems=args["fleet_problems"], role_specs=role_specs(), host_vars=host_vars,
+            stacks, reads=reads, fleet_problems=args["fleet_problems"], role_specs=specs,
+            host_vars=self._inventory_values(specs, task_vars),
             ollama_problem=args["ollama_problem"], backup=self._with_backup_defaults(args["backup"]),
             restore=self._with_backup_defaults(args["restore"]),
         )

@@ -71,6 +71,11 @@ _value:
       description: Every GPU node's Ollama as this host's containers reach it.
       type: list
       elements: str
+    ollama:
+      description:
+        - Where a client on this host itself reaches its Ollama (address, port, url), by the one rule for a service's
+          host port (C(main_stack_ports), else the catalogue's port; C(127.0.0.1) for a wildcard C(homelab_bind_address)).
+      type: dict
     allowed_sources:
       description: The private addresses of the other control hosts, the only ones let in to this host's Ollama.
       type: list

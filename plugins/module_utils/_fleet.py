@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.homelab.core.plugins.module_utils._endpoints import container_port, service_port, url_host
+from ansible_collections.homelab.core.plugins.module_utils._endpoints import container_port, service_endpoint, service_port, url_host
 
 GPU_NODES = "gpu_nodes"
 CONTROL = "control"
@@ -64,6 +64,13 @@ def ollama_port(hostvars, host, catalogue):
     """
     return service_port(OLLAMA, _host_value(hostvars, host, "main_stack_catalogue", None) or catalogue,
                         _host_value(hostvars, host, "main_stack_ports", {}))
+
+
+def local_ollama(hostvars, host, catalogue):
+    """Where a client on ``host`` itself reaches its Ollama ({address, port, url}; ``_endpoints.service_endpoint``)."""
+    return service_endpoint(OLLAMA, _host_value(hostvars, host, "main_stack_catalogue", None) or catalogue,
+                            _host_value(hostvars, host, "homelab_bind_address", "127.0.0.1"),
+                            _host_value(hostvars, host, "main_stack_ports", {}))
 
 
 def publishes_privately(groups, host):
@@ -209,6 +216,7 @@ def fleet_view(groups, hostvars, host, catalogue):
         "private_address": private_address(hostvars, host),
         "publishes_privately": publishes_privately(groups, host),
         "ollama_urls": ollama_urls(groups, hostvars, host, catalogue),
+        "ollama": local_ollama(hostvars, host, catalogue),
         "allowed_sources": allowed_sources(groups, hostvars, host),
         "problems": problems(groups, hostvars),
     }

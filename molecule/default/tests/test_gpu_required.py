@@ -54,7 +54,10 @@ def test_off_mode_looks_at_nothing(host):
 
 def test_bad_gpu_mode_fails_with_the_choices(host):
     rc, output = run_site("-e", "homelab_gpu_mode=maybe")
-    assert_refused(rc, output, host.backend.host, "value of homelab_gpu_mode must be one of: auto, required, off, got: maybe")
+    assert_refused(rc, output, host.backend.host,
+                   "homelab_gpu_mode is 'maybe', which role homelab does not know; choose one of auto, required, off.")
+    # Refused by the first play's one check, before anything was gathered.
+    assert "PLAY [Install and configure Docker Engine" not in output
 
 
 def test_daemon_json_has_no_nvidia_runtime(host):

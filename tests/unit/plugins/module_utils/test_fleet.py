@@ -198,3 +198,14 @@ def test_the_host_side_check_names_the_same_settings_as_the_first_play():
     assert docker_user_bypass({"iptables": "false", "ip6tables": False}, "10.0.0.11") == ['"iptables": false']
     assert docker_user_bypass({"ip6tables": False}, "fd00::11") == ['"ip6tables": false']
     assert docker_user_bypass({"iptables": True, "firewall-backend": "iptables"}, "fd00::11") == []
+
+
+def test_this_hosts_own_ollama_follows_the_one_port_rule_of_the_stacks():
+    # The catalogue's port, on loopback; the inventory's override (either spelling of a name would do)
+    # and a wildcard bind address, which a client on the host reaches on loopback.
+    assert fleet({"homelab": ["box"]}, {}, "box")["ollama"] == {"address": "127.0.0.1", "port": 11434,
+                                                                "url": "http://127.0.0.1:11434"}
+    moved = {"box": {"main_stack_ports": {"ollama": 11435}, "homelab_bind_address": "0.0.0.0"}}
+    assert fleet({"homelab": ["box"]}, moved, "box")["ollama"]["url"] == "http://127.0.0.1:11435"
+    on_lan = {"box": {"homelab_bind_address": "192.168.1.20"}}
+    assert fleet({"homelab": ["box"]}, on_lan, "box")["ollama"]["url"] == "http://192.168.1.20:11434"

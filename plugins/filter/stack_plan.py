@@ -96,6 +96,10 @@ _value:
           an image is built again only when an input changed.
       type: list
       elements: dict
+    container_names:
+      description: The container names (compose C(container_name)) that the enabled services need.
+      type: list
+      elements: str
     adopt_files:
       description: The files where services keep secrets of their own (stack, secret, path, json_key).
       type: list
@@ -129,6 +133,8 @@ def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None, read
         "probes": stack_probes(stack, services),
         "data_dirs": data_dirs(stack, services),
         "builds": _catalogue.builds(stack, services),
+        "container_names": [services[name]["compose"]["container_name"] for name in _catalogue.enabled_services(services)
+                            if "container_name" in (services[name].get("compose") or {})],
         "adopt_files": _catalogue.adopt_files(stack),
         "adopted": sorted(
             name for name, value in kept.items() if persisted.get(name) and persisted[name] != value and name not in (stack.get("inventory_secrets") or {})

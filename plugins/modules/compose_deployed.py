@@ -27,10 +27,16 @@ description:
     image than the one its container runs (a moved tag, or a missing image that compose would pull).
   - Reads the stack's state with four or five docker CLI calls in one module run, so a no-op re-run can skip
     C(docker compose up) and its wait, which cost several times as much.
-  - Also reports which of O(images) are present on the host, for the images a stack builds itself.
+  - In the same call, what the engine needs to know before it plans the stack, so that a re-run asks the host once
+    per stack - the files of O(read) (the persisted secrets; never following a link a container may have planted),
+    the images built on the host under O(image_namespace), and which of O(container_names) another project's
+    container holds.
 
 requirements:
   - The docker CLI with the compose v2 plugin on the managed host.
+
+notes:
+  - With O(read), the result holds the content of secrets files; register it with C(no_log).
 
 attributes:
   check_mode:
@@ -58,17 +64,32 @@ options:
     description:
       - Absolute paths of the files a deploy reads (the compose file, env, secret and config files); a missing one
         counts as absent. Their digest is part of the record, so any change to them makes RV(converged) false.
+      - When comparing, the paths default to those the record lists, so the comparison can run before the stack's
+        files are planned; a file the plan adds or removes afterwards is the files step's change.
     type: list
     elements: path
-    default: []
   record:
     description:
       - Write the current state to O(state_file) instead of comparing with it. Run it right after a successful deploy.
     type: bool
     default: false
-  images:
+  image_namespace:
     description:
-      - Image references (C(repository:tag)) to look for on the host; RV(present_images) lists those that exist.
+      - The repository prefix of the images the stack builds on the host (C(homelab.local/homelab-mcp));
+        RV(present_images) lists every C(repository:tag) under it.
+    type: str
+  read:
+    description:
+      - Absolute paths of files to read, returned in RV(contents) and RV(missing) as M(homelab.core.read_files) does.
+        A path that is there but is not a regular file, or is reached through a link that another user could have
+        planted, fails the task.
+    type: list
+    elements: path
+    default: []
+  container_names:
+    description:
+      - Container names the stack gives its services (compose C(container_name)); RV(foreign_containers) lists those
+        that a container outside O(project) already holds.
     type: list
     elements: str
     default: []
@@ -111,11 +132,26 @@ reasons:
   elements: str
   sample: ["homelab-n8n-1 is exited, recorded running"]
 present_images:
-  description: The references among O(images) that exist on the host.
+  description: The references under O(image_namespace) that exist on the host.
   returned: always
   type: list
   elements: str
   sample: [homelab.local/homelab-mcp/x-mcp:0123456789abcdef]
+contents:
+  description: The base64 content of each file of O(read) that exists, by path.
+  returned: always
+  type: dict
+missing:
+  description: The paths of O(read) that do not exist.
+  returned: always
+  type: list
+  elements: str
+foreign_containers:
+  description: The names of O(container_names) that a container outside O(project) holds.
+  returned: always
+  type: list
+  elements: str
+  sample: [coolify-realtime]
 """
 
 import hashlib
@@ -125,7 +161,12 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-RECORD_VERSION = 1
+from ansible_collections.homelab.core.plugins.module_utils._safe_read import read_all
+
+# 2: the record lists the input paths, so a comparison needs no plan.
+RECORD_VERSION = 2
+# The largest file O(read) reads: a secrets file is a few kilobytes.
+READ_LIMIT = 1048576
 LABEL_PROJECT = "com.docker.compose.project"
 LABEL_SERVICE = "com.docker.compose.service"
 LABEL_CONFIG_HASH = "com.docker.compose.config-hash"
@@ -260,13 +301,27 @@ class ComposeDeployed:
         return found
 
     def present_images(self):
-        images = self.params["images"]
-        if not images:
+        namespace = self.params["image_namespace"]
+        if not namespace:
             return []
-        _rc, out = self.run_docker(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]
-                                   + ["--filter=reference=%s" % image for image in images])
-        listed = set(out.split())
-        return [image for image in images if image in listed]
+        _rc, out = self.run_docker(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+                                    "--filter=reference=%s/*" % namespace.rstrip("/")])
+        return sorted(set(reference for reference in out.split() if not reference.endswith(":<none>")))
+
+    def foreign_containers(self):
+        """The names of container_names that containers of other projects (or of none) hold."""
+        names = self.params["container_names"]
+        if not names:
+            return []
+        _rc, out = self.run_docker(["ps", "--all", "--format", "{{.Names}}\t{{.Label \"%s\"}}" % LABEL_PROJECT])
+        taken = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+        return [name for name in names if name in taken and taken[name] != self.params["project"]]
+
+    def read_files(self):
+        contents, missing, unreadable = read_all(self.params["read"], READ_LIMIT)
+        if unreadable:
+            self.module.fail_json(msg="Cannot read %s." % "; ".join("%s (%s)" % item for item in sorted(unreadable.items())))
+        return contents, missing
 
     def read_record(self):
         try:
@@ -303,20 +358,24 @@ class ComposeDeployed:
 
     def run(self):
         params = self.params
-        result = {"changed": False, "converged": False, "reasons": [], "present_images": []}
+        result = {"changed": False, "converged": False, "reasons": [], "present_images": [], "foreign_containers": []}
+        result["contents"], result["missing"] = self.read_files()
         if not self.docker:
             result["reasons"] = ["there is no docker CLI on the host"]
             self.module.exit_json(**result)
         result["present_images"] = self.present_images()
+        result["foreign_containers"] = self.foreign_containers()
         compose_version = self.compose_version()
         containers = self.containers()
-        digest = inputs_digest(params["inputs"])
         if params["record"]:
+            if params["inputs"] is None:
+                self.module.fail_json(msg="record needs inputs, the files the deploy read")
             record = {
                 "version": RECORD_VERSION,
                 "project": params["project"],
                 "compose_version": compose_version,
-                "inputs": digest,
+                "inputs": inputs_digest(params["inputs"]),
+                "input_paths": sorted(set(params["inputs"])),
                 "containers": dict(
                     (name, dict((key, value) for key, value in container.items() if key != "reference"))
                     for name, container in containers.items()
@@ -325,7 +384,9 @@ class ComposeDeployed:
             result["changed"] = self.write_record(record)
             self.module.exit_json(**result)
         image_ids = self.image_ids(container["reference"] for container in containers.values())
-        result["reasons"] = differences(self.read_record(), containers, compose_version, digest, image_ids)
+        recorded = self.read_record()
+        paths = params["inputs"] if params["inputs"] is not None else (recorded or {}).get("input_paths") or []
+        result["reasons"] = differences(recorded, containers, compose_version, inputs_digest(paths), image_ids)
         result["converged"] = not result["reasons"]
         self.module.exit_json(**result)
 
@@ -335,9 +396,11 @@ def main():
         argument_spec=dict(
             project=dict(type="str", required=True),
             state_file=dict(type="path", required=True),
-            inputs=dict(type="list", elements="path", default=[]),
+            inputs=dict(type="list", elements="path"),
             record=dict(type="bool", default=False),
-            images=dict(type="list", elements="str", default=[]),
+            image_namespace=dict(type="str"),
+            read=dict(type="list", elements="path", default=[]),
+            container_names=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

@@ -598,6 +598,6 @@ def test_another_installs_coolify_container_is_refused_before_anything_changes(h
     host.check_output("docker create --name coolify-realtime %s" % image)
     try:
         _refused(host, {}, "Container coolify-realtime already exists outside compose project homelab",
-                 "stop and remove it (its data under /data/coolify stays), then re-run.")
+                 "stop and remove it (the stack's data under /opt/homelab/data stays), then re-run.")
     finally:
         host.check_output("docker rm -f coolify-realtime")

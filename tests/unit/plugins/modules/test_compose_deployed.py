@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -21,10 +22,12 @@ class FakeDocker:
     ``images`` maps image references to the image ID they name now; ``ps`` is what ``docker ps -q`` lists.
     """
 
-    def __init__(self, inspect, images, present=()):
+    def __init__(self, inspect, images, present=(), named=()):
         self.inspect = inspect
         self.images = dict(images)
         self.present = list(present)
+        # (name, project label) of every container, for the listing of names.
+        self.named = list(named)
         self.calls = []
 
     def __call__(self, args, **kwargs):
@@ -33,6 +36,9 @@ class FakeDocker:
         verb = args[1:3]
         if verb == ["compose", "version"]:
             return 0, COMPOSE_VERSION + "\n", ""
+        if args[1] == "ps" and "--format" in args:
+            assert args[-1] == '{{.Names}}\t{{.Label "com.docker.compose.project"}}'
+            return 0, "".join("%s\t%s\n" % pair for pair in self.named), ""
         if args[1] == "ps":
             assert "label=com.docker.compose.project=homelab-mcp" in args
             return 0, "".join("%064d\n" % number for number, _line in enumerate(self.inspect.splitlines())), ""
@@ -44,8 +50,10 @@ class FakeDocker:
             out = "".join(self.images[reference] + "\n" for reference in references if reference not in missing)
             return (1 if missing else 0), out, "".join("Error: No such image: %s\n" % name for name in missing)
         assert verb == ["image", "ls"]
-        wanted = [arg.split("=", 2)[2] for arg in args if arg.startswith("--filter=reference=")]
-        return 0, "".join(image + "\n" for image in self.present if image in wanted), ""
+        # docker's reference filter: the repository pattern, here a namespace and a wildcard.
+        (wanted,) = [arg.split("=", 2)[2] for arg in args if arg.startswith("--filter=reference=")]
+        assert wanted.endswith("/*")
+        return 0, "".join(image + "\n" for image in self.present if image.startswith(wanted[:-1])), ""
 
 
 @pytest.fixture
@@ -61,12 +69,12 @@ def docker(monkeypatch, inspect_text):
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None:
                         "/usr/bin/" + name)
 
-    def install(inspect=None, images=None, present=()):
+    def install(inspect=None, images=None, present=(), named=()):
         text = inspect_text if inspect is None else inspect
         if images is None:
             images = dict((container["reference"], container["image"])
                           for container in compose_deployed.parse_inspect(text).values())
-        fake = FakeDocker(text, images, present)
+        fake = FakeDocker(text, images, present, named)
         monkeypatch.setattr(basic.AnsibleModule, "run_command", fake)
         return fake
 
@@ -221,11 +229,54 @@ def test_an_unreadable_record_warns_and_counts_as_none(run_module, docker, stack
     assert len(warnings) == 1 and warnings[0].startswith("Ignoring the unreadable record %s" % stack["state_file"])
 
 
-def test_present_images_lists_only_the_built_tags_on_the_host(run_module, docker, stack):
-    docker(present=["homelab.local/homelab-mcp/x-mcp:a023a13b23e66d88"])
-    result = compare(run_module, dict(stack, images=["homelab.local/homelab-mcp/x-mcp:a023a13b23e66d88",
-                                                     "homelab.local/homelab-mcp/x-mcp:ffffffffffffffff"]))
+def test_present_images_lists_the_built_tags_under_the_stacks_namespace(run_module, docker, stack):
+    docker(present=["homelab.local/homelab-mcp/x-mcp:a023a13b23e66d88", "homelab.local/homelab-mcp/x-mcp:<none>",
+                    "homelab.local/other/x-mcp:ffffffffffffffff"])
+    result = compare(run_module, dict(stack, image_namespace="homelab.local/homelab-mcp"))
     assert result["present_images"] == ["homelab.local/homelab-mcp/x-mcp:a023a13b23e66d88"]
+    assert compare(run_module, stack)["present_images"] == []
+
+
+def test_the_comparison_before_the_plan_digests_the_files_the_record_lists(run_module, docker, stack):
+    docker()
+    record(run_module, stack)
+    assert json.loads(open(stack["state_file"]).read())["input_paths"] == sorted(stack["inputs"])
+    before_the_plan = dict((key, value) for key, value in stack.items() if key != "inputs")
+    assert compare(run_module, before_the_plan)["converged"] is True
+    with open(stack["inputs"][1], "a") as handle:
+        handle.write("B=2\n")
+    assert compare(run_module, before_the_plan)["reasons"] == ["the stack's files changed since the last deploy"]
+
+
+def test_a_record_of_the_earlier_format_is_not_converged(run_module, docker, stack):
+    docker()
+    record(run_module, stack)
+    written = json.loads(open(stack["state_file"]).read())
+    written.update(version=1)
+    del written["input_paths"]
+    with open(stack["state_file"], "w") as handle:
+        json.dump(written, handle)
+    assert "the record is of another format" in compare(run_module, stack)["reasons"]
+
+
+def test_the_secrets_are_read_in_the_same_call_and_a_planted_link_is_refused(run_module, docker, stack, tmp_path):
+    docker()
+    secrets = tmp_path / "main-stack.json"
+    secrets.write_text('{"a": "b"}\n')
+    result = compare(run_module, dict(stack, read=[str(secrets), str(tmp_path / "later.json")]))
+    assert result["contents"] == {str(secrets): base64.b64encode(b'{"a": "b"}\n').decode()}
+    assert result["missing"] == [str(tmp_path / "later.json")]
+    planted = tmp_path / "planted.json"
+    planted.symlink_to("/etc/shadow")
+    refused = run_module(compose_deployed, dict(stack, read=[str(planted)]))
+    assert refused["failed"] is True and refused["msg"].startswith("Cannot read %s (it is a symbolic link" % planted)
+    assert "contents" not in refused
+
+
+def test_a_name_the_stack_needs_that_another_projects_container_holds_is_named(run_module, docker, stack):
+    docker(named=[("coolify-realtime", ""), ("coolify", "homelab-mcp"), ("coolify-db", "someone-else"), ("other", "")])
+    result = compare(run_module, dict(stack, container_names=["coolify", "coolify-db", "coolify-realtime", "coolify-redis"]))
+    assert result["foreign_containers"] == ["coolify-db", "coolify-realtime"]
 
 
 def test_without_docker_the_stack_is_not_converged(run_module, monkeypatch, stack):

@@ -23,6 +23,7 @@ def catalogue_with_a_typo():
     catalogue["ollama"]["probe_path"] = catalogue["ollama"].pop("probe")["path"]
     return catalogue
 
+
 # Vault values that would inject a line into redis.conf, or split a dotenv value.
 HOSTILE_NEWLINE = "Molecule-Redis-0123\nrename-command CONFIG \"\""
 HOSTILE_SPACE = "Molecule db password with spaces"

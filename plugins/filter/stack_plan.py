@@ -136,9 +136,7 @@ def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None, read
         "container_names": [services[name]["compose"]["container_name"] for name in _catalogue.enabled_services(services)
                             if "container_name" in (services[name].get("compose") or {})],
         "adopt_files": _catalogue.adopt_files(stack),
-        "adopted": sorted(
-            name for name, value in kept.items() if persisted.get(name) and persisted[name] != value and name not in (stack.get("inventory_secrets") or {})
-        ),
+        "adopted": _catalogue.adopted_changes(stack, persisted, kept),
         "images": {
             name: _catalogue.service_image_ref(stack, services[name], gpu_reservation, name) for name in _catalogue.enabled_services(services)
         },

@@ -512,11 +512,25 @@ def _reset_problems(stack, services, persisted, adopted, nonempty_dirs):
     ]
 
 
-def stack_warnings(stacks):
-    """What the run should warn about, one sentence each: services left unclaimed without a tunnel, and the ports
-    that answer anyone when the stacks are exposed beyond this host."""
+def adopted_changes(stack, persisted, kept):
+    """The secrets a service keeps itself (``kept``, see adopted_values) that differ from the persisted ones and that
+    the inventory does not give: the run takes the service's value into the secrets file."""
+    given = stack.get("inventory_secrets") or {}
+    return sorted(name for name, value in kept.items() if persisted.get(name) and persisted[name] != value and name not in given)
+
+
+def stack_warnings(stacks, persisted=None, contents=None):
+    """What the run should warn about, one sentence each: services left unclaimed without a tunnel, the ports that
+    answer anyone when the stacks are exposed beyond this host, and the secrets taken from the services' own data
+    (``persisted``: stack name -> persisted secrets; ``contents``: read_files' contents of the adopt_secrets files)."""
     warnings = []
     for stack in stacks:
+        taken = adopted_changes(stack, (persisted or {}).get(stack["name"]) or {}, adopted_values(stack, contents or {}))
+        if taken:
+            warnings.append(
+                "%s differed from %s/%s and is kept as the service itself uses it; the secrets file now holds that value."
+                % (", ".join(taken), stack["root"], stack["secrets_file"])
+            )
         services = resolve_services(stack)
         for account in stack.get("accounts") or []:
             entry = services.get(account["service"]) or {}

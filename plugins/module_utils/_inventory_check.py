@@ -191,10 +191,12 @@ def check(stacks, reads=None, fleet_problems=(), role_specs=None, host_vars=None
     for stack in stacks:
         problems += secret_rule_problems(stack)
     reads = reads or {}
-    problems += stack_problems(stacks, persisted=persisted_secrets(stacks, reads), adopted=reads.get("contents") or {},
+    persisted = persisted_secrets(stacks, reads)
+    problems += stack_problems(stacks, persisted=persisted, adopted=reads.get("contents") or {},
                                nonempty_dirs=reads.get("nonempty_dirs") if reads else None)
     if backup is not None:
         problems += backup_problems(backup)
     if restore is not None:
         problems += restore_problems(restore)
-    return {"problems": list(dict.fromkeys(problems)), "warnings": stack_warnings(stacks)}
+    return {"problems": list(dict.fromkeys(problems)),
+            "warnings": stack_warnings(stacks, persisted=persisted, contents=reads.get("contents"))}

@@ -165,3 +165,14 @@ def test_the_health_check_asks_the_setup_page_of_each_service_whose_account_the_
     unowned = owned(accounts=account(0, email="", password=""))
     unowned["services"]["open-webui"]["setup_page"] = {"path": "/api/config", "rule": "open-webui"}
     assert "setup_page" not in {probe["service"]: probe for probe in stack_plan(unowned, persisted=PERSISTED)["probes"]}["open-webui"]
+
+
+def test_a_secret_a_service_keeps_itself_is_a_warning_that_names_it_never_its_value():
+    definition = owned()
+    definition["adopt_secrets"] = {"db_password": {"path": "/opt/homelab/data/db/config", "json_key": "encryptionKey"}}
+    kept = {"/opt/homelab/data/db/config": base64.b64encode(json.dumps({"encryptionKey": "the-key-in-use-0123"}).encode()).decode()}
+    found = check([definition], reads=reads(PERSISTED, adopted=kept))
+    assert found["problems"] == []
+    assert found["warnings"] == ["db_password differed from /opt/homelab/secrets/main-stack.json and is kept as the service "
+                                 "itself uses it; the secrets file now holds that value."]
+    assert "the-key-in-use" not in found["warnings"][0]

@@ -418,23 +418,23 @@ def _combination_problems(name, entry, stack, say):
     if not has["image"] and not has["build"]:
         problems.append(say("", "has neither image nor build, so it has nothing to run; give it an image "
                                 "{registry, repository, tag, digest} or a build."))
-    if has["image"] and has["build"]:
-        problems.append(say("image", "is never pulled: the service has a build, and a built service runs the image "
-                                     "built on the host; remove image (the build's base image "
-                                     "is build.base)."))
-    # The suffix goes on a pulled image's tag, and only for a service with gpu:
-    #   `suffix = entry.get("gpu_image_tag_suffix", "") if entry.get("gpu") and uses_gpu(gpu_reservation) else ""`
-    if has["gpu_image_tag_suffix"] and has["build"]:
-        problems.append(say("gpu_image_tag_suffix", "is never used: a built image is tagged with a hash of its "
-                                                    "inputs, not the pulled tag; remove gpu_image_tag_suffix."))
-    elif has["gpu_image_tag_suffix"] and not has["gpu"]:
-        problems.append(say("gpu_image_tag_suffix", "is never used: the suffix is appended only for a service with "
-                                                    "gpu; add gpu: true, or remove gpu_image_tag_suffix."))
-    # version_problem compares `(entry.get("image") or {}).get("tag", "")`, which a built image does not have:
-    # its tag is built_image_ref's hash, so the check would refuse every run.
-    if has["min_version"] and has["build"]:
-        problems.append(say("min_version", "cannot be checked: a built image is tagged with a hash of its inputs, "
-                                           "not a version; remove min_version and pin the version in build.args."))
+    # A built service runs the image built on the host, tagged with a hash of the build's inputs, so what
+    # concerns a pulled image is never used (service_image_ref: `if entry.get("build"): return built_image_ref(...)`);
+    # the tag suffix is appended only for a service with gpu (`suffix = ... if entry.get("gpu") and
+    # uses_gpu(gpu_reservation) else ""`); version_problem compares `(entry.get("image") or {}).get("tag", "")`,
+    # which would refuse every run of a built image.
+    unused = [
+        ("image", has["build"], "is never pulled: the service has a build, and a built service runs the image built on "
+                                "the host; remove image (the build's base image is build.base)."),
+        ("gpu_image_tag_suffix", has["build"], "is never used: a built image is tagged with a hash of its inputs, not "
+                                               "the pulled tag; remove gpu_image_tag_suffix."),
+        ("gpu_image_tag_suffix", not has["build"] and not has["gpu"],
+         "is never used: the suffix is appended only for a service with gpu; add gpu: true, or remove "
+         "gpu_image_tag_suffix."),
+        ("min_version", has["build"], "cannot be checked: a built image is tagged with a hash of its inputs, not a "
+                                      "version; remove min_version and pin the version in build.args."),
+    ]
+    problems.extend(say(key, text) for key, applies, text in unused if has[key] and applies)
     # The container port is mapped only behind a published port of the service itself:
     #   `if entry.get("port") is not None and not entry.get("publish_via"):` ... `entry.get("container_port", entry["port"])`
     #   (and the fleet port: `if entry.get("fleet_port") and entry.get("port") is not None ...`)

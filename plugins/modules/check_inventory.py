@@ -22,7 +22,9 @@ description:
     stack definition (catalogue keys and types by its schema, overrides, ports and their collisions across stacks,
     accounts, secrets and the rules the definition declares for them), the fleet, the model list, and, when asked,
     the backup and restore settings.
-  - Needs no facts. The stacks' warnings (a service left unclaimed, ports open to anyone) are shown as warnings.
+  - Needs no facts, runs on the controller but for the one read, changes nothing, and does the same in check mode.
+    The stacks' warnings (a service left unclaimed, ports open to anyone, a secret taken from a service's own data)
+    are shown as warnings.
 options:
   stacks:
     description: The stack definitions (C(main_stack_definition), C(mcp_stack_definition)).
@@ -44,19 +46,6 @@ options:
   restore:
     description: The restore settings (C(backup_restore_name), C(backup_destination)), for a playbook that restores.
     type: dict
-attributes:
-  action:
-    support: full
-    description: Implemented as an action plugin that runs on the controller and reads the host with one module call.
-  check_mode:
-    support: full
-    description: Only reads; identical in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Never reports a change.
 notes:
   - This file only documents the action plugin of the same name.
 """

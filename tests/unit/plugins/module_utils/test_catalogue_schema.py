@@ -46,23 +46,27 @@ def _templated(value, known):
     return value
 
 
+def role_stack(name, known):
+    """The stack definition as the check sees it: a role's catalogue, secrets and networks, its Jinja values
+    replaced by ``known`` (else "x")."""
+    defaults, variables = _yaml("roles/%s_stack/defaults/main.yml" % name), _yaml("roles/%s_stack/vars/main.yml" % name)
+    return {
+        "name": name,
+        "services": _templated(defaults["%s_stack_catalogue" % name], known(defaults, variables)),
+        "secrets": defaults["%s_stack_secret_catalogue" % name],
+        "networks": _networks(variables),
+        "variables": {"catalogue": "%s_stack_catalogue" % name},
+    }
+
+
 def main_stack():
-    defaults, variables = _yaml("roles/main_stack/defaults/main.yml"), _yaml("roles/main_stack/vars/main.yml")
-    known = {
+    return role_stack("main", lambda _defaults, _variables: {
         "{{ main_stack_coolify_enabled }}": True,
         "{{ homelab_cloudflared_tunnel_token | length > 0 }}": True,
-    }
-    return {
-        "name": "main",
-        "services": _templated(defaults["main_stack_catalogue"], known),
-        "secrets": defaults["main_stack_secret_catalogue"],
-        "networks": _networks(variables),
-        "variables": {"catalogue": "main_stack_catalogue"},
-    }
+    })
 
 
-def mcp_stack():
-    defaults, variables = _yaml("roles/mcp_stack/defaults/main.yml"), _yaml("roles/mcp_stack/vars/main.yml")
+def _mcp_known(defaults, variables):
     routes = variables["__mcp_stack_routes"]
     known = dict(("{{ mcp_stack_base_images.%s }}" % kind, image) for kind, image in defaults["mcp_stack_base_images"].items())
     known["{{ __mcp_stack_build_files }}"] = _templated(variables["__mcp_stack_build_files"], {})
@@ -73,13 +77,11 @@ def mcp_stack():
          "content": variables["__mcp_stack_keys_map"]},
     ] + mcp_gateway_files(routes, "gateway")
     known["{{ __mcp_stack_dashboard_config }}"] = mcp_gateway_files(routes, "dashboard")
-    return {
-        "name": "mcp",
-        "services": _templated(defaults["mcp_stack_catalogue"], known),
-        "secrets": defaults["mcp_stack_secret_catalogue"],
-        "networks": _networks(variables),
-        "variables": {"catalogue": "mcp_stack_catalogue"},
-    }
+    return known
+
+
+def mcp_stack():
+    return role_stack("mcp", _mcp_known)
 
 
 @pytest.mark.parametrize("definition", [main_stack, mcp_stack], ids=["main", "mcp"])

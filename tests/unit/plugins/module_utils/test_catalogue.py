@@ -644,3 +644,12 @@ def test_a_port_published_via_the_gateway_still_collides_across_stacks():
     del definition["services"]["social"]["container_port"]
     assert stack_problems([definition]) == [
         "main_stack_ports.open-webui and main_stack_ports.social publish the same host port 3000; give each service its own port."]
+
+
+def test_the_services_a_stack_deploys_are_the_plans_without_planning():
+    from ansible_collections.homelab.core.plugins.filter.stack_services import stack_services
+
+    gated = stack(inventory_secrets={})
+    gated["services"]["tunnel"]["enabled"] = True
+    assert stack_services(gated) == stack_plan(gated, persisted=PERSISTED)["enabled"]
+    assert stack_services(stack()) == ["ollama", "open-webui", "db"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.core.plugins.module_utils import _backup
+from ansible_collections.homelab.core.plugins.module_utils._plain import plain
 
 DOCUMENTATION = r"""
 name: backup_plan
@@ -53,7 +54,8 @@ _value:
 
 def backup_plan(stacks, include_models=False):
     try:
-        return _backup.backup_plan(list(stacks or []), include_models=bool(include_models))
+        # Plain data first: the definitions arrive as Ansible's lazy containers, which the plan reads many times.
+        return _backup.backup_plan(plain(list(stacks or [])), include_models=bool(include_models))
     except (KeyError, ValueError) as error:
         raise AnsibleFilterError("backup_plan: %s" % error) from error
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.homelab.core.plugins.module_utils import _update
+from ansible_collections.homelab.core.plugins.module_utils._plain import plain
 
 DOCUMENTATION = r"""
 name: update_plan
@@ -54,7 +55,8 @@ _value:
 
 def update_plan(stack, running=None, gpu_reservation="none"):
     try:
-        return _update.update_plan(stack, running or {}, gpu_reservation)
+        # Plain data first: the definition arrives as Ansible's lazy containers.
+        return _update.update_plan(plain(stack), plain(running or {}), str(gpu_reservation))
     except (KeyError, ValueError) as error:
         raise AnsibleFilterError("update_plan: %s" % error) from error
 

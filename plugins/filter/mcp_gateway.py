@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.homelab.core.plugins.module_utils._endpoints import local_address
+
 DOCUMENTATION = r"""
 name: mcp_gateway_files
 short_description: Config files of the MCP gateway's routes and the dashboard's server list
@@ -86,7 +88,7 @@ DROP_KEY = '        proxy_set_header Authorization "";'
 
 def mcp_gateway_files(routes, kind, bind_address="127.0.0.1"):
     files = []
-    host = "127.0.0.1" if bind_address in ("0.0.0.0", "::") else bind_address
+    host = local_address(bind_address)
     for route in routes or []:
         service = route["service"]
         if kind == "gateway":

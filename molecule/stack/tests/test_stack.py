@@ -106,7 +106,7 @@ def test_files_and_data_tree_have_the_owner_and_mode_each_image_needs(host, path
 
 def test_services_wrote_into_their_data_directories(host):
     assert host.file(ROOT + "/data/coolify-db/PG_VERSION").exists
-    assert host.file(ROOT + "/data/open-webui/webui.db-standin").exists
+    assert host.file(ROOT + "/data/open-webui/webui.db").exists
 
 
 def test_token_is_not_in_docker_inspect_argv_or_environment(host):
@@ -136,8 +136,31 @@ def test_no_secret_or_account_password_in_docker_inspect_or_argv(host):
     argv = host.check_output("ps -eo args")
     assert [value[:4] + "..." for value in values if value in inspect_all] == []
     assert [value[:4] + "..." for value in values if value in argv] == []
-    # The realtime server got its app credentials all the same: Coolify's health needs them.
+    # The realtime server (real soketi) got its app credentials all the same: a websocket to its app key is
+    # established, and an unknown key is refused (soketi answers pusher:error 4001).
     assert containers(host)["coolify-realtime"]["Health"] == "healthy"
+    app_key = json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string)["coolify_pusher_app_key"]
+    assert '"pusher:connection_established"' in realtime_greeting(host, app_key)
+    refused = realtime_greeting(host, "not-" + app_key)
+    assert "pusher:error" in refused and "4001" in refused, refused
+
+
+def realtime_greeting(host, app_key):
+    """soketi's first websocket message to a client of ``app_key``, through the published port 6001 (Pusher protocol 7)."""
+    script = ("import base64, os, socket, sys\n"
+              "sock = socket.create_connection(('127.0.0.1', 6001), timeout=10)\n"
+              "key = base64.b64encode(os.urandom(16)).decode()\n"
+              "sock.sendall(('GET /app/%s?protocol=7&client=test&version=1 HTTP/1.1\\r\\nHost: 127.0.0.1:6001\\r\\n'\n"
+              "              'Upgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: %s\\r\\n'\n"
+              "              'Sec-WebSocket-Version: 13\\r\\n\\r\\n' % (sys.argv[1], key)).encode())\n"
+              "data = b''\n"
+              "while b'pusher:' not in data or not data.rstrip().endswith(b'}'):\n"
+              "    chunk = sock.recv(4096)\n"
+              "    if not chunk: break\n"
+              "    data += chunk\n"
+              "print(data.split(b'\\r\\n\\r\\n', 1)[-1].decode('utf-8', 'replace'))\n")
+    host.check_output("cat > /root/realtime_greeting.py <<'EOF'\n%sEOF" % script)
+    return host.check_output("python3 /root/realtime_greeting.py %s" % app_key)
 
 
 @first_verify_only
@@ -400,7 +423,7 @@ def test_drift_was_repaired(host):
     assert containers(host)["n8n"]["State"] == "running"
     assert host.file(ROOT + "/data/open-webui").exists
     # Written by Open-WebUI at start: the recreated directory is the one its container mounts.
-    assert host.file(ROOT + "/data/open-webui/webui.db-standin").exists
+    assert host.file(ROOT + "/data/open-webui/webui.db").exists
 
 
 @first_verify_only

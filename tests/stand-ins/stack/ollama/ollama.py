@@ -131,12 +131,22 @@ def delete(handler):
     return 200, ""
 
 
+def chat(handler):
+    """A canned, non-streamed reply for any valid model name; no model is loaded or run (STAND-IN)."""
+    body = handler.json_body()
+    parse_name(body.get("model"))
+    return 200, {"model": body.get("model"), "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                 "message": {"role": "assistant", "content": "STAND-IN reply from ollama"},
+                 "done": True, "done_reason": "stop", "prompt_eval_count": 1, "eval_count": 1}
+
+
 ROUTES = {
     ("GET", "/"): lambda handler: (200, "Ollama is running"),
     ("GET", "/api/version"): lambda handler: (200, {"version": VERSION}),
     ("GET", "/api/tags"): lambda handler: (200, {"models": list_models()}),
     ("GET", "/api/ps"): lambda handler: (200, {"models": []}),
     ("POST", "/api/pull"): pull,
+    ("POST", "/api/chat"): chat,
     ("DELETE", "/api/delete"): delete,
 }
 

@@ -64,6 +64,9 @@ SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 LOCK_TIMEOUT = 900
 # The tool's own interpreter (its shebang), which every user can run: the snapshot runs as the database's owner.
 SYSTEM_PYTHON = "/usr/bin/python3"
+# The newest verified backup, for the status page (the MCP stack's dashboard mounts status/ of the data tree):
+# no secret, only its name, times, size and whether it was whole. Left out of the data archive.
+STATUS_FILE = "status/backup.json"
 
 
 class Failure(Exception):
@@ -511,7 +514,8 @@ def step_files(config, args):
     archive = os.path.join(path, "data.tar.gz" + AGE)
     argv = ["tar", "--create", "--gzip", "--numeric-owner", "--xattrs", "--anchored",
             "--checkpoint=2000", "--checkpoint-action=echo=homelab-backup: data: %u records",
-            "--warning=no-file-changed", "--warning=no-file-removed", "--exclude=./*/.homelab-backup-*"]
+            "--warning=no-file-changed", "--warning=no-file-removed", "--exclude=./*/.homelab-backup-*",
+            "--exclude=./" + STATUS_FILE]
     argv += ["--exclude=./%s" % item.strip("/") for item in config.get("exclude", [])]
     argv += sqlite_excludes(config)
     argv += ["-C", config["data_root"], "."]
@@ -651,9 +655,32 @@ def finish(config, args):
         log("pruning %s (backup_keep is %d)" % (name, keep))
         shutil.rmtree(os.path.join(destination, name))
     total = backup_size(manifest)
+    record_status(config, manifest, total)
     return {"name": args.run, "path": final, "size": total, "components": manifest["components"], "whole": manifest["whole"],
             "warning": warning, "pruned": pruned, "kept": completed(destination),
             "table": table(manifest["components"], final, total)}
+
+
+def record_status(config, manifest, total):
+    """Write STATUS_FILE (0644, root's directory 0755) for the status page, replacing it whole; a failure only logs."""
+    status = {"name": manifest["name"], "created": manifest.get("created", ""), "size": total,
+              "whole": bool(manifest.get("whole", True)),
+              "verified_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    path = os.path.join(config["data_root"], STATUS_FILE)
+    try:
+        refuse_links(config["data_root"], os.path.dirname(STATUS_FILE))
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        temporary = path + ".new"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        fd = open_no_follow(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(status, stream, sort_keys=True)
+            stream.write("\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except (OSError, Failure) as error:
+        log("the status page's record of this backup was not written (%s)" % error)
 
 
 def table(components, path, total):

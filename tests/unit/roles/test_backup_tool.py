@@ -294,6 +294,24 @@ def test_only_backup_keep_backups_stay_and_a_backup_that_does_not_verify_prunes_
     assert not list(host["destination"].glob("*.partial"))
 
 
+def test_each_verified_backup_is_recorded_for_the_status_page_and_a_failed_one_is_not(tool, host, capsys, monkeypatch):
+    first = backup(tool, host, capsys)
+    status_file = host["data"] / "status" / "backup.json"
+    record = json.loads(status_file.read_text())
+    assert (record["name"], record["size"], record["whole"]) == (first["name"], first["size"], True)
+    assert record["verified_at"] >= record["created"] and set(record) == {"name", "created", "size", "whole", "verified_at"}
+    assert oct(status_file.stat().st_mode & 0o777) == "0o644" and oct(status_file.parent.stat().st_mode & 0o777) == "0o755"
+    second = backup(tool, host, capsys)
+    assert json.loads(status_file.read_text())["name"] == second["name"]
+    # The record of the backup before it is never in a backup (a restore would bring back a wrong age).
+    listed = subprocess.run(["tar", "-tz"], input=decrypted(host["destination"] / second["name"] / "data.tar.gz.age",
+                                                           host["identity"]), capture_output=True, check=True).stdout.decode()
+    assert "./status/" in listed.split() and "./status/backup.json" not in listed.split()
+    monkeypatch.setattr(tool, "step_secrets", lambda _config, _args: (_ for _ in ()).throw(tool.Failure("stop")))
+    assert call(tool, host, "all") == 1
+    assert json.loads(status_file.read_text())["name"] == second["name"]
+
+
 def test_an_abnormally_small_backup_is_kept_but_prunes_no_good_one(tool, host, capsys):
     good = [backup(tool, host, capsys)["name"] for _attempt in range(2)]
     # The data mount failed: the tree is (nearly) empty.

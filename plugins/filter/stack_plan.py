@@ -100,6 +100,11 @@ _value:
       description: The container names (compose C(container_name)) that the enabled services need.
       type: list
       elements: str
+    networks:
+      description: The stack's networks (keys of the definition's C(networks)) that an enabled service joins; the compose
+        file declares only these.
+      type: list
+      elements: str
     adopt_files:
       description: The files where services keep secrets of their own (stack, secret, path, json_key).
       type: list
@@ -128,6 +133,7 @@ def stack_plan(stack, persisted=None, gpu_reservation="none", adopted=None, read
     return {
         "services": services,
         "enabled": _catalogue.enabled_services(services),
+        "networks": list(document["networks"]),
         "files": stack_files(stack, services, values) + [compose_file(stack, compose)],
         "compose": compose,
         "probes": stack_probes(stack, services),

@@ -95,6 +95,11 @@ def compose_document(stack, services, values, gpu_reservation="none"):
             service["deploy"] = gpu_deploy(gpu_reservation)
         service["logging"] = copy.deepcopy(LOGGING)
         document["services"][name] = service
+    # Only the networks an enabled service joins: an external one that no service here uses need not exist (the
+    # main stack's coolify network on a host without Coolify and cloudflared), and the plan's `networks` says which
+    # ones the stack needs.
+    used = set(network for service in document["services"].values() for network in service["networks"])
+    document["networks"] = dict((key, value) for key, value in document["networks"].items() if key in used)
     return document
 
 

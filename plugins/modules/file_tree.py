@@ -120,6 +120,7 @@ options:
         description:
           - For O(entries[].state=link), leave a path that exists and is not a symbolic link as it is, reported
             unchanged, instead of failing the task. For a link where a user may have put a directory of their own.
+            RV(kept_paths) lists each path so kept, so the caller can warn about it.
           - Only allowed for O(entries[].state=link).
         type: bool
         default: false
@@ -210,6 +211,14 @@ created_paths:
   type: list
   elements: str
   sample: [/srv/stacks/media/data/jellyfin]
+kept_paths:
+  description:
+    - The paths of O(entries[].state=link) entries with O(entries[].keep_other) that exist and are not symbolic links,
+      so were left as they are, in the order of O(entries), each listed once.
+  returned: always
+  type: list
+  elements: str
+  sample: [/data/coolify]
 entries:
   description:
     - One item per entry of O(entries) that was processed, in the same order.
@@ -394,6 +403,7 @@ class FileTree:
         self.diffs = []
         self.changed_paths = []
         self.created_paths = []
+        self.kept_paths = []  # keep_other links that found something else at their path
         self.umask = current_umask()
         self.euid = os.geteuid()
         self.egid = os.getegid()
@@ -413,6 +423,7 @@ class FileTree:
             changed=bool(self.changed_paths),
             changed_paths=list(self.changed_paths),
             created_paths=list(self.created_paths),
+            kept_paths=list(self.kept_paths),
             entries=list(self.results),
         )
 
@@ -755,6 +766,8 @@ class FileTree:
             return ["state"], True, None, after, None
         if node.kind != "link":
             if entry.keep_other:
+                if entry.path not in self.kept_paths:
+                    self.kept_paths.append(entry.path)
                 return [], False, node, node, None
             self.refuse(entry, node, "remove it first if it may go")
         if node.target == entry.src:

@@ -32,3 +32,18 @@ def test_the_test_base_images_are_published_under_the_roles_base_images():
 def test_the_x_server_keeps_the_sdk_below_2():
     # x-mcp-server 1.7.0 asks for mcp>=1.8 with no upper bound and crashes on import with mcp 2.x.
     assert DEFAULTS["mcp_stack_versions"]["python_mcp_sdk"].startswith("1.")
+
+
+def test_every_python_venv_pins_the_sdk():
+    """A venv that installs the SDK only as a dependency takes the newest release in range at build time."""
+    sdk = DEFAULTS["mcp_stack_versions"]["python_mcp_sdk"]
+    # mcp-proxy 0.13.0: mcp>=1.27.1,<2; tiktok-studio-mcp 0.1.4: mcp>=1.2,<2 (their wheels' Requires-Dist).
+    major, minor, _patch = (int(part) for part in sdk.split("."))
+    assert major == 1 and minor >= 27
+    for name in ("tiktok-mcp", "x-mcp"):
+        build = DEFAULTS["mcp_stack_catalogue"][name]["build"]
+        assert build["args"]["MCP_SDK_VERSION"] == "{{ mcp_stack_versions.python_mcp_sdk }}"
+        installs = re.findall(r"/opt/[\w-]+/bin/pip install [^\n]*", build["dockerfile"])
+        assert installs, name
+        for install in installs:
+            assert "==${MCP_SDK_VERSION}" in install, install

@@ -416,6 +416,7 @@ def test_networks_extra_ports_and_a_config_file_in_the_data_tree():
     document = yaml.safe_load(plan["compose"])
     assert document["services"]["db"]["networks"] == ["coolify"]
     assert document["services"]["ollama"]["networks"] == ["intranet", "coolify"]
+    assert plan["networks"] == ["intranet", "coolify"]
     assert document["services"]["db"]["ports"] == ["127.0.0.1:6002:6002"]
     assert "/opt/homelab/data/db/.env:/app/.env:ro" in document["services"]["db"]["volumes"]
     files = by_path(plan)
@@ -426,6 +427,20 @@ def test_networks_extra_ports_and_a_config_file_in_the_data_tree():
     assert stack_problems([definition]) == [
         "main_stack_ports.ollama and db's extra port (catalogue) publish the same host port 6002; give each service its own port."
     ]
+
+
+def test_only_the_networks_an_enabled_service_joins_are_declared():
+    """An external network that no service here joins need not exist, so compose must not be told about it."""
+    definition = stack(networks={"intranet": {"driver": "bridge"}, "coolify": {"name": "coolify", "external": True}})
+    for name in definition["services"]:
+        definition["services"][name]["networks"] = ["intranet"]
+    plan = stack_plan(definition, persisted=PERSISTED)
+    assert plan["networks"] == ["intranet"]
+    assert yaml.safe_load(plan["compose"])["networks"] == {"intranet": {"driver": "bridge"}}
+    definition["services"]["db"]["networks"] = ["intranet", "coolify"]
+    plan = stack_plan(definition, persisted=PERSISTED)
+    assert plan["networks"] == ["intranet", "coolify"]
+    assert yaml.safe_load(plan["compose"])["networks"]["coolify"] == {"name": "coolify", "external": True}
 
 
 # --- Secrets a service keeps itself (n8n's key in its settings file) ----------------------

@@ -77,6 +77,8 @@ def _mcp_known(defaults, variables):
          "content": variables["__mcp_stack_keys_map"]},
     ] + mcp_gateway_files(routes, "gateway")
     known["{{ __mcp_stack_dashboard_config }}"] = mcp_gateway_files(routes, "dashboard")
+    # The dashboard joins the main stack's status networks that a deployed main-stack service joins (status_page).
+    known["{{ __mcp_stack_dashboard_networks }}"] = ["mcp-dashboard", "status", "status-coolify"]
     return known
 
 

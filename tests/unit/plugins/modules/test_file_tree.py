@@ -343,8 +343,21 @@ def test_link_with_keep_other_leaves_a_real_directory_and_still_makes_or_fixes_a
 
     assert result["failed"] is False
     assert result["changed_paths"] == [str(link), str(tmp_path / "new")]
+    # Only the path left as something else than a link is reported, for the caller's warning.
+    assert result["kept_paths"] == [str(own)]
     assert own.is_dir() and not own.is_symlink() and (own / "kept").read_text() == "mine"
     assert os.readlink(str(link)) == "elsewhere" and os.readlink(str(tmp_path / "new")) == "elsewhere"
+
+
+def test_kept_paths_are_reported_in_check_mode_and_empty_when_the_link_is_made(run, tmp_path):
+    own = tmp_path / "own"
+    own.mkdir()
+    entries = [dict(path=str(own), state="link", src="elsewhere", keep_other=True),
+               dict(path=str(tmp_path / "new"), state="link", src="elsewhere", keep_other=True)]
+
+    assert run(entries, _ansible_check_mode=True)["kept_paths"] == [str(own)]
+    own.rmdir()
+    assert run(entries)["kept_paths"] == []
 
 
 def test_keep_other_is_refused_outside_state_link(run, tmp_path):

@@ -171,6 +171,7 @@ import urllib.error
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.homelab.core.plugins.module_utils._answers import answer_message
 from ansible_collections.homelab.core.plugins.module_utils._ollama import (
     DEFAULT_HOST,
     PullProgress,
@@ -185,19 +186,6 @@ MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 
 class PullFailed(Exception):
     """The pull did not end with Ollama's success line; the message says why."""
-
-
-def _api_message(body):
-    """The "error" of an Ollama JSON answer, else the text itself."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.strip() or "no message"
-    if isinstance(data, dict) and data.get("error"):
-        return str(data["error"])
-    return body.strip() or "no message"
 
 
 class OllamaModel:
@@ -234,7 +222,7 @@ class OllamaModel:
         status, body = self._call("GET", "/api/tags")
         if status != 200:
             self.module.fail_json(msg="Ollama at %s answered GET /api/tags with HTTP %s: %s"
-                                  % (self.url, status, _api_message(body)), name=self.name.shortest, progress=[])
+                                  % (self.url, status, answer_message(body, "error")), name=self.name.shortest, progress=[])
         try:
             models = json.loads(body).get("models") or []
         except (ValueError, AttributeError):
@@ -302,7 +290,7 @@ class OllamaModel:
         try:
             response = self._open("POST", "/api/pull", payload, timeout=read_timeout)
         except urllib.error.HTTPError as error:
-            message = _api_message(error.read())
+            message = answer_message(error.read(), "error")
             raise PullFailed("Ollama refused the pull (HTTP %s): %s" % (error.code, message)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             raise PullFailed("Cannot reach Ollama at %s: %s" % (self.url, getattr(error, "reason", error))) from None
@@ -369,7 +357,7 @@ class OllamaModel:
                         changed = False
                     elif status != 200:
                         module.fail_json(msg="Ollama could not delete %s (HTTP %s): %s"
-                                         % (shortest, status, _api_message(body)), name=shortest, progress=[])
+                                         % (shortest, status, answer_message(body, "error")), name=shortest, progress=[])
         elif before is None or params["update"]:
             fetched = None
             if params["models_path"] or (module.check_mode and before is not None):

@@ -79,3 +79,33 @@ def fixture_text():
 # Make sure a missing collection link fails loudly rather than as ImportError noise.
 if not os.path.isdir(os.path.join(os.path.dirname(__file__), "..", "..", "collections", "ansible_collections", "homelab", "core")):
     sys.exit("collections/ansible_collections/homelab/core is missing: run `make setup` first.")
+
+
+def run_ollama_standin(models, log_dir, **env):
+    """Run the labelled Ollama stand-in on a free loopback port until the generator is closed; yields its URL."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environment = dict(os.environ, OLLAMA_HOST="127.0.0.1:%d" % port, OLLAMA_MODELS=str(models),
+                       PYTHONPATH=os.path.join(root, "tests", "stand-ins", "stack", "common"), **env)
+    with open(os.path.join(str(log_dir), "ollama.log"), "wb") as log:
+        process = subprocess.Popen([sys.executable, os.path.join(root, "tests", "stand-ins", "stack", "ollama", "ollama.py"),
+                                    "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
+    url = "http://127.0.0.1:%d" % port
+    for _attempt in range(100):
+        try:
+            urllib.request.urlopen(url + "/api/version", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
+from conftest import run_ollama_standin
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 STANDIN = os.path.join(ROOT, "tests", "stand-ins", "stack", "ollama", "ollama.py")
@@ -26,29 +25,10 @@ ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbo
 pytestmark = pytest.mark.skipif(not os.path.exists(ANSIBLE_PLAYBOOK), reason="ansible-playbook is not in the venv")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def ollama(tmp_path):
-    port = _free_port()
-    env = dict(os.environ, OLLAMA_HOST="127.0.0.1:%d" % port, OLLAMA_MODELS=str(tmp_path / "models"),
-               PYTHONPATH=os.path.join(ROOT, "tests", "stand-ins", "stack", "common"))
-    with open(tmp_path / "ollama.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, STANDIN, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = "http://127.0.0.1:%d" % port
-    for _attempt in range(100):
-        try:
-            urllib.request.urlopen(url + "/api/version", timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield url, tmp_path
-    process.terminate()
-    process.wait(timeout=10)
+    for url in run_ollama_standin(tmp_path / "models", tmp_path):
+        yield url, tmp_path
 
 
 def installed(url):

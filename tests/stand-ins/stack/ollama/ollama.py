@@ -6,7 +6,10 @@ HTTP API that the homelab role and its health checks touch, on $OLLAMA_HOST
   GET /              "Ollama is running"
   GET /api/version   {"version": "0.32.15"}
   GET /api/tags      {"models": [...]}, read from the manifests on disk
-  GET /api/ps        {"models": []}
+  GET /api/ps        the models "loaded" by a generate, with size and size_vram
+  POST /api/generate a canned reply (streamed NDJSON, or one object with "stream": false)
+                     with made-up counters; it "loads" the model for keep_alive (default 5m)
+  POST /api/chat     a canned, non-streamed reply
   POST /api/pull     streams JSON progress lines, then writes a fake manifest
   DELETE /api/delete removes the manifest; 404 when the model is not there
 Manifests live in the real layout under $OLLAMA_MODELS (default
@@ -16,13 +19,26 @@ directory is a bind mount. No blobs are written.
 The command line supports `ollama --version`, `ollama list`, `ollama pull`,
 `ollama rm` and `ollama serve`. Like the real image there is no curl here,
 so a health check has to use `ollama list` or `ollama --version`.
+
+Where a "loaded" model runs is chosen by the test, not found out: the file
+$OLLAMA_MODELS/standin-offload (read at each generate, so `docker exec` can
+change it), else $OLLAMA_STANDIN_OFFLOAD, holds `full` (default: size_vram ==
+size), `partial` (60% in VRAM) or `cpu` (size_vram 0); a loaded model keeps
+its placement until it is unloaded (empty prompt, keep_alive 0). Response shapes follow
+ollama v0.32.15: api/types.go GenerateResponse (891-930) with Metrics
+(557-564), ProcessModelResponse (835-844); server/routes.go GenerateHandler
+(404 for a model that is not installed, 279-282; "load"/"unload" for an empty
+prompt, 403-486; stream false, 750-789) and PsHandler (2271-2303).
 """
 
 import datetime
 import hashlib
 import json
 import os
+import re
 import sys
+import threading
+import time
 from pathlib import Path
 
 from standin_http import BadRequest, http_call, log, serve, split_hostport
@@ -31,6 +47,10 @@ VERSION = "0.32.15"
 SERVICE = "ollama"
 DEFAULT_REGISTRY = "registry.ollama.ai"
 FAKE_LAYER_SIZE = 4_000_000
+OFFLOAD_VRAM_SHARE = {"full": 1.0, "partial": 0.6, "cpu": 0.0}
+FOREVER = 10 ** 9  # seconds: keep_alive < 0 keeps the model loaded (api/types.go Duration.UnmarshalJSON)
+LOADED = {}  # display name -> {"until": epoch seconds, "vram_share": float}
+LOADED_LOCK = threading.Lock()
 
 
 def models_dir():
@@ -140,11 +160,122 @@ def chat(handler):
                  "done": True, "done_reason": "stop", "prompt_eval_count": 1, "eval_count": 1}
 
 
+def offload_choice():
+    """The share of a loaded model that the stand-in reports in VRAM (see the module docstring)."""
+    path = models_dir() / "standin-offload"
+    choice = (path.read_text().strip() if path.is_file() else os.environ.get("OLLAMA_STANDIN_OFFLOAD", "")) or "full"
+    if choice not in OFFLOAD_VRAM_SHARE:
+        raise BadRequest(f"STAND-IN: offload choice {choice!r} is not one of full, partial, cpu")
+    return OFFLOAD_VRAM_SHARE[choice]
+
+
+def keep_alive_seconds(value):
+    """keep_alive as api.Duration reads it: a number of seconds or a Go duration string; < 0 means forever."""
+    if value is None:
+        return 300.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+        sign, text = (-1.0, value[1:]) if value.startswith("-") else (1.0, value.lstrip("+"))
+        parts = re.findall(r"(\d+(?:\.\d*)?)(ns|us|ms|s|m|h)", text)
+        if text == "0":
+            parts = [("0", "s")]
+        if not parts or "".join(number + unit for number, unit in parts) != text:
+            raise BadRequest(f'time: invalid duration "{value}"')
+        seconds = sign * sum(float(number) * units[unit] for number, unit in parts)
+    else:
+        raise BadRequest(f"Unsupported type: '{type(value).__name__}'")
+    return FOREVER if seconds < 0 else seconds
+
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def installed_entry(name):
+    """(display name, /api/tags entry) of an installed model; 404 body when it is not installed."""
+    try:
+        parts = parse_name(name)
+    except BadRequest:
+        return None, None
+    wanted = display_name(*parts)
+    for entry in list_models():
+        if entry["name"] == wanted:
+            return wanted, entry
+    return wanted, None
+
+
+def generate(handler):
+    """POST /api/generate: no model runs (STAND-IN); the reply and its counters are made up."""
+    body = handler.json_body()
+    name, entry = installed_entry(body.get("model"))
+    if entry is None:
+        return 404, {"error": f"model '{body.get('model')}' not found"}
+    keep = keep_alive_seconds(body.get("keep_alive"))
+    prompt = body.get("prompt") or ""
+    with LOADED_LOCK:
+        if not prompt and keep == 0:
+            LOADED.pop(name, None)
+            return 200, {"model": body.get("model"), "created_at": now_iso(), "response": "", "done": True,
+                         "done_reason": "unload"}
+        loading = name not in LOADED
+        share = offload_choice() if loading else LOADED[name]["vram_share"]
+        LOADED[name] = {"until": time.time() + keep, "vram_share": share}
+    load_ns = 1_500_000_000 if loading else 120_000
+    if not prompt:
+        return 200, {"model": body.get("model"), "created_at": now_iso(), "response": "", "done": True,
+                     "done_reason": "load"}
+    options = body.get("options") or {}
+    predict = options.get("num_predict")
+    words = ["STAND-IN", " reply", " from", " ollama"]
+    count = len(words) if not isinstance(predict, int) or predict <= 0 else min(predict, len(words))
+    prompt_count = max(1, len(prompt.split()))
+    per_token_ns = 20_000_000 if share < 1 else 5_000_000  # made up: slower when not all in VRAM
+    chunks = [{"model": body.get("model"), "created_at": now_iso(), "response": word, "done": False}
+              for word in words[:count]]
+    final = {"model": body.get("model"), "created_at": now_iso(), "response": "", "done": True,
+             "done_reason": "length" if count < len(words) else "stop", "context": list(range(1, prompt_count + 1)),
+             "total_duration": load_ns + (prompt_count + count) * per_token_ns, "load_duration": load_ns,
+             "prompt_eval_count": prompt_count, "prompt_eval_duration": prompt_count * per_token_ns // 4,
+             "eval_count": count, "eval_duration": count * per_token_ns}
+    if body.get("stream") is False:
+        final["response"] = "".join(words[:count])
+        return 200, final
+    handler.start_stream(200, "application/x-ndjson")
+    for chunk in [*chunks, final]:
+        handler.wfile.write(json.dumps(chunk).encode() + b"\n")
+        handler.wfile.flush()
+    return None
+
+
+def ps(_handler):
+    """GET /api/ps: the models a generate "loaded" and whose keep_alive has not run out."""
+    tags = {entry["name"]: entry for entry in list_models()}
+    models = []
+    with LOADED_LOCK:
+        for name, state in list(LOADED.items()):
+            if state["until"] <= time.time() or name not in tags:
+                LOADED.pop(name)
+                continue
+            size = tags[name]["size"] + 2_000_000  # weights plus a made-up KV cache
+            until = datetime.datetime.fromtimestamp(min(state["until"], 253402300799), datetime.timezone.utc)
+            models.append({"name": name, "model": name, "size": size, "digest": tags[name]["digest"],
+                           "details": {"parent_model": "", "format": "gguf", "family": "stand-in",
+                                       "families": ["stand-in"], "parameter_size": "0B",
+                                       "quantization_level": "none"},
+                           "expires_at": until.isoformat().replace("+00:00", "Z"),
+                           "size_vram": int(size * state["vram_share"]), "context_length": 4096})
+    models.sort(key=lambda model: model["expires_at"], reverse=True)
+    return 200, {"models": models}
+
+
 ROUTES = {
     ("GET", "/"): lambda handler: (200, "Ollama is running"),
     ("GET", "/api/version"): lambda handler: (200, {"version": VERSION}),
     ("GET", "/api/tags"): lambda handler: (200, {"models": list_models()}),
-    ("GET", "/api/ps"): lambda handler: (200, {"models": []}),
+    ("GET", "/api/ps"): ps,
+    ("POST", "/api/generate"): generate,
     ("POST", "/api/pull"): pull,
     ("POST", "/api/chat"): chat,
     ("DELETE", "/api/delete"): delete,

@@ -35,7 +35,8 @@ description:
     C(updatedAt) after the write. A different fingerprint (a rotated MCP key) or C(updatedAt) (an edit in n8n)
     rewrites the credential.
   - O(state_file) is written as root-only (mode 0600), atomically, without following symbolic links (see
-    O(state_file)); it holds the API key.
+    O(state_file)); it holds the API key and the owner's n8n session, which later runs reuse while n8n accepts it
+    (GET C(/rest/login)), since n8n allows 5 sign-ins a minute per email.
 
 requirements:
   - n8n reachable from the managed host at O(url), with its owner provisioned (N8N_INSTANCE_OWNER_*).
@@ -131,6 +132,13 @@ options:
       - Seconds for each request, and for n8n to become reachable.
     type: int
     default: 30
+  restoring:
+    description:
+      - True while a restore converges before n8n's database is back from the backup. The key kept in O(state_file)
+        (restored with the secrets) is returned as it is, without signing in, and nothing is written to n8n or to
+        O(state_file), so that the key and the credentials match the database once it is restored.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -181,7 +189,7 @@ import stat
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.core.plugins.module_utils import _safe_read
-from ansible_collections.homelab.core.plugins.module_utils._n8n import Client, N8nError
+from ansible_collections.homelab.core.plugins.module_utils._n8n import LOGIN_PATH, Client, N8nError
 
 STATE_VERSION = 1
 STATE_LIMIT = 1 << 20
@@ -288,7 +296,17 @@ class Wiring:
             state["salt"] = secrets.token_hex(32)
         return state
 
-    def login(self):
+    def login(self, state):
+        """Sign in as the owner, reusing the session kept in the state file while n8n still accepts it: n8n allows
+        5 sign-ins a minute per email, and a converge, its idempotence run and a check would spend them."""
+        if isinstance(state.get("session"), str) and state["session"]:
+            self.client.cookie = state["session"]
+            try:
+                if self.client.request("GET", LOGIN_PATH)[0] == 200:
+                    return
+            except N8nError:
+                pass
+            self.client.cookie = None
         try:
             self.client.login(self.params["owner_email"], self.params["owner_password"])
         except N8nError as exc:
@@ -296,6 +314,7 @@ class Wiring:
                 self.fail("n8n at %s refused to sign in its owner (%s): check main_stack_n8n_owner_email and "
                           "main_stack_n8n_owner_password." % (self.params["url"], exc))
             self.fail("Cannot sign in to n8n at %s as its owner: %s." % (self.params["url"], exc))
+        state["session"] = self.client.cookie
 
     def own_keys(self):
         return {item["id"]: item for item in (self.client.call("GET", "/rest/api-keys") or {}).get("items", [])}
@@ -338,6 +357,12 @@ class Wiring:
             # Not accepted (deleted in n8n, or n8n's signing secret changed): replaced.
             self.delete_key(kept.get("id"), keys)
         self.changed = True
+        # A key under the role's label that the state file does not know (the file was lost, or n8n's database
+        # was restored from a backup older than it) is the role's all the same: n8n keeps labels unique, and its
+        # secret is shown only once, so it is deleted and made again.
+        for entry_id, entry in keys.items():
+            if entry.get("label") == self.params["api_key_label"] and entry_id != kept.get("id"):
+                self.delete_key(entry_id, keys)
         if self.check:
             return "", "created", ""
         created = self.client.call("POST", "/rest/api-keys", {
@@ -386,8 +411,14 @@ class Wiring:
 
     def run(self):
         state = self.read_state()
+        if self.params["restoring"]:
+            given = self.params["api_key"]
+            kept = state.get("api_key") or {}
+            self.module.exit_json(changed=False, api_key=given or kept.get("key") or "",
+                                  api_key_source="given" if given else "stored", api_key_id="" if given else kept.get("id", ""),
+                                  credentials={})
         before = json.dumps(state, sort_keys=True)
-        self.login()
+        self.login(state)
         try:
             key, source, key_id = self.api_key(state)
             credentials = self.credentials(state)
@@ -417,6 +448,7 @@ def main():
             mcp_access_key=dict(type="str", default="", no_log=True),
             mcp_credential_name=dict(type="str", default="MCP gateway (homelab)"),
             timeout=dict(type="int", default=30),
+            restoring=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

@@ -182,6 +182,7 @@ import urllib.error
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.homelab.core.plugins.module_utils._answers import answer_message
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     check_wanted,
     connection_id,
@@ -190,22 +191,15 @@ from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     public_view,
 )
 
+
+def _detail_of(body):
+    """FastAPI's \"detail\" of an answer, else its text (short)."""
+    return answer_message(body, "detail").rstrip(".")
+
+
 SIGNIN = "/api/v1/auths/signin"
 TOOL_SERVERS = "/api/v1/configs/tool_servers"
 VERIFY = "/api/v1/configs/tool_servers/verify"
-
-
-def _detail(body):
-    """FastAPI's "detail" of an answer, else its text (short)."""
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.strip()[:200] or "no message"
-    if isinstance(data, dict) and data.get("detail"):
-        return str(data["detail"])[:300].rstrip(".")
-    return body.strip()[:200] or "no message"
 
 
 class OpenWebUIError(Exception):
@@ -255,12 +249,12 @@ class OpenWebUI:
             return
         raise OpenWebUIError("Cannot sign in to Open-WebUI at %s as %s: HTTP %s, %s. Check admin_email and "
                              "admin_password (the Open-WebUI admin created from WEBUI_ADMIN_EMAIL / "
-                             "WEBUI_ADMIN_PASSWORD at its first start)." % (self.url, email, status, _detail(
+                             "WEBUI_ADMIN_PASSWORD at its first start)." % (self.url, email, status, _detail_of(
                                  json.dumps(body) if not isinstance(body, str) else body)))
 
     def _expect(self, status, body, what):
         if status != 200:
-            detail = _detail(json.dumps(body) if not isinstance(body, str) else body)
+            detail = _detail_of(json.dumps(body) if not isinstance(body, str) else body)
             raise OpenWebUIError("Open-WebUI refused to %s: HTTP %s, %s." % (what, status, detail))
         return body
 
@@ -281,7 +275,7 @@ class OpenWebUI:
     def verify(self, connection):
         status, body = self.call("POST", VERIFY, connection)
         if status != 200 or not isinstance(body, dict) or not body.get("status"):
-            detail = _detail(json.dumps(body) if not isinstance(body, str) else body)
+            detail = _detail_of(json.dumps(body) if not isinstance(body, str) else body)
             raise OpenWebUIError("Open-WebUI could not connect to MCP server %s at %s and list its tools: HTTP %s, %s."
                                  % (connection_id(connection), connection.get("url"), status, detail))
         return [spec.get("name") for spec in body.get("specs") or [] if isinstance(spec, dict)]

@@ -1,8 +1,8 @@
 """The MCP stack as its clients see it: key-gated servers behind the gateway, the dashboard, the n8n link.
 
-The servers are the real packages (x-mcp-server and tiktok-studio-mcp from PyPI, n8n-mcp from
-npm), built on the target by the role. Their platforms' APIs are never called: the tests list
-tools and call only n8n-mcp's health check, which asks the main stack's n8n. The client is the
+The servers are the real packages (x-mcp-server, tiktok-studio-mcp and youtube-connector-mcp
+from PyPI, n8n-mcp from npm), built on the target by the role. Their platforms' APIs are never
+called: the tests list tools and call only n8n-mcp's health check, which asks the main stack's n8n. The client is the
 official Python SDK (`mcp` 2.x), and the dashboard is checked in Debian's Chromium.
 """
 
@@ -24,10 +24,12 @@ EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 ARTIFACTS = os.environ.get("HOMELAB_TEST_ARTIFACTS", "/tmp/homelab-test-artifacts")
 ROOT = "/opt/homelab"
 PROJECT = "homelab-mcp"
+MAIN_PROJECT = "homelab"
 CLIENT = "/opt/mcp-test/bin/python /root/mcp_client.py"
-# Deployed by the scenario's inventory (molecule.yml): X with its bearer token, TikTok with its three keys.
-DEPLOYED = {"x-mcp": 3302, "tiktok-mcp": 3300}
-LEFT_OUT = {"youtube-mcp": 3301, "n8n-mcp": 3303}
+# Deployed by the scenario's inventory (molecule.yml): X with its bearer token, TikTok with its three keys,
+# YouTube with its API key, and n8n-mcp, with the API key the main stack made in n8n (none in the inventory).
+DEPLOYED = {"x-mcp": 3302, "tiktok-mcp": 3300, "youtube-mcp": 3301, "n8n-mcp": 3303}
+LEFT_OUT = {}
 AFTER_DRIFT = bool(expected_changes(EPHEMERAL))
 first_verify_only = pytest.mark.skipif(AFTER_DRIFT, reason="runs once, in the verify before the drift")
 
@@ -99,7 +101,8 @@ def test_the_scheme_is_accepted_in_any_case_and_the_key_only_exactly(host, schem
         assert (status, challenge) == (401, 'Bearer realm="homelab-mcp"')
 
 
-@pytest.mark.parametrize("server, tool", [("x-mcp", "x_search_tweets"), ("tiktok-mcp", "post_video")])
+@pytest.mark.parametrize("server, tool", [("x-mcp", "x_search_tweets"), ("tiktok-mcp", "post_video"),
+                                          ("youtube-mcp", "youtube_search"), ("n8n-mcp", "n8n_health_check")])
 def test_with_the_key_the_sdk_client_initializes_and_lists_tools(host, server, tool):
     result = client(host, DEPLOYED[server])
     assert result["ok"] is True, result
@@ -109,7 +112,8 @@ def test_with_the_key_the_sdk_client_initializes_and_lists_tools(host, server, t
 
 def test_no_key_or_credential_in_docker_inspect_argv_logs_or_ansible_output(host):
     secrets = [access_key(host), "molecule-x-bearer-token-0123456789", "molecule-tiktok-client-key-0123",
-               "molecule-tiktok-client-secret-0123", "molecule-tiktok-refresh-token-0123"]
+               "molecule-tiktok-client-secret-0123", "molecule-tiktok-refresh-token-0123",
+               "molecule-youtube-api-key-0123456789"]
     ids = host.check_output("docker ps -aq --filter label=com.docker.compose.project=%s" % PROJECT).split()
     inspect = host.check_output("docker inspect %s" % " ".join(ids))
     argv = host.check_output("ps -eo args")
@@ -121,6 +125,7 @@ def test_no_key_or_credential_in_docker_inspect_argv_logs_or_ansible_output(host
             assert secret not in text, "%s... in %s" % (secret[:6], where)
     # The servers get their credentials as files, exported by their entrypoint.
     assert "/run/secrets/env/BEARER_TOKEN" in inspect
+    assert "/run/secrets/env/YOUTUBE_API_KEY" in inspect
 
 
 # Ports the servers listen on inside their containers (roles/mcp_stack/vars/main.yml __mcp_stack_routes).
@@ -196,36 +201,75 @@ def dashboard(host, name, timeout, **expected):
     return result
 
 
-def test_the_dashboard_shows_exactly_the_deployed_servers_and_a_stopped_one_turns_red(host):
-    shown = dashboard(host, "healthy", 30, **{"x-mcp": "up", "tiktok-mcp": "up"})
+def wait_healthy(host, project, service, tries=90):
+    host.check_output("for i in $(seq %d); do [ \"$(docker inspect -f '{{.State.Health.Status}}' "
+                      "$(docker compose -p %s ps -q %s))\" = healthy ] && exit 0; sleep 2; done; exit 1" % (tries, project, service))
+
+
+def page_rows(host, **changed):
+    """Every service of both stacks as the status page should show it: the main stack's deployed here (cloudflared
+    grey: its metrics are on its own loopback), the MCP gateway, the dashboard and the deployed servers."""
+    main = {entry["Service"] for entry in map(json.loads, host.check_output(
+        "docker compose -p %s ps --all --format json" % MAIN_PROJECT).splitlines())}
+    rows = {name: ("unprobed" if name == "cloudflared" else "up") for name in main}
+    rows.update({name: "up" for name in set(DEPLOYED) | {"mcp-gateway", "dashboard"}})
+    rows.update(changed)
+    return rows
+
+
+def test_the_status_page_shows_both_stacks_the_gpu_the_models_the_backup_and_a_stopped_service_turns_red(host):
+    shown = dashboard(host, "healthy", 30, **page_rows(host))
     assert shown["matched"], shown
     assert shown["console_errors"] == []
+    # Each main-stack service with a published port links to it on the host.
+    assert shown["links"]["n8n"] == "http://127.0.0.1:5678" and shown["links"]["open-webui"] == "http://127.0.0.1:3000"
+    # The GPU decision as the main stack applied it (this machine has no GPU unless the GPU stand-ins say so).
+    assert shown["gpu"]["state"] == "ok" and shown["gpu"]["text"].split(" (")[0] in ("CPU-only", "CDI", "NVIDIA runtime"), shown["gpu"]
+    # Ollama's models, as its own API lists them.
+    tags = json.loads(host.check_output("python3 -c \"import urllib.request; "
+                                        "print(urllib.request.urlopen('http://127.0.0.1:11434/api/tags').read().decode())\""))
+    installed = sorted(model["name"] for model in tags["models"])
+    assert [item.split(" (")[0] for item in shown["models"]["installed"]] == (installed or ["none installed"]), shown["models"]
+    assert shown["models"]["loaded"] and "Loading..." not in shown["models"]["loaded"]
+    # The age of the newest verified backup, from the backup tool's record (none before the first backup).
+    record = host.file(ROOT + "/data/status/backup.json")
+    if record.exists:
+        name = json.loads(record.content_string)["name"]
+        assert shown["backup"]["state"] in ("ok", "stale") and name in shown["backup"]["text"], shown["backup"]
+    else:
+        assert shown["backup"]["state"] == "none", shown["backup"]
+    # No key and no main-stack secret in what the browser gets.
+    status = host.check_output("python3 -c \"import urllib.request; "
+                               "print(urllib.request.urlopen('http://127.0.0.1:3304/api/status').read().decode())\"")
+    main_secrets = json.loads(host.file(ROOT + "/secrets/main-stack.json").content_string)
+    for secret in [access_key(host)] + [value for value in main_secrets.values() if isinstance(value, str) and len(value) >= 8]:
+        assert secret not in status
+    # The dashboard is on the main stack's status networks, and never on intranet nor given the Docker socket.
+    inspect = json.loads(host.check_output("docker inspect $(docker compose -p %s ps -q dashboard)" % PROJECT))[0]
+    assert set(inspect["NetworkSettings"]["Networks"]) == {"homelab-mcp-dashboard", "homelab-status", "homelab-status-coolify"}
+    assert not [mount for mount in inspect["Mounts"] if "docker.sock" in mount["Source"]]
+
+    # A stopped main-stack service turns red within one refresh (5 s), and an MCP server too.
+    host.check_output("docker compose -p %s stop n8n" % MAIN_PROJECT)
+    try:
+        stopped = dashboard(host, "n8n-stopped", 10, **page_rows(host, n8n="down"))
+        assert stopped["matched"], stopped
+        assert stopped["console_errors"] == []
+    finally:
+        host.check_output("docker compose -p %s start n8n" % MAIN_PROJECT)
+        wait_healthy(host, MAIN_PROJECT, "n8n")
+    assert os.path.getsize(os.path.join(ARTIFACTS, "dashboard-n8n-stopped.png")) > 1000
     host.check_output("docker compose -p %s stop x-mcp" % PROJECT)
     try:
-        # One refresh is 5 s, plus a probe of at most 4 s.
-        stopped = dashboard(host, "x-stopped", 10, **{"x-mcp": "down", "tiktok-mcp": "up"})
+        # One refresh is 5 s, plus a probe of at most 3 s.
+        stopped = dashboard(host, "x-stopped", 10, **page_rows(host, **{"x-mcp": "down"}))
         assert stopped["matched"], stopped
         assert stopped["console_errors"] == []
     finally:
         host.check_output("docker compose -p %s start x-mcp" % PROJECT)
-        host.check_output("for i in $(seq 60); do [ \"$(docker inspect -f '{{.State.Health.Status}}' "
-                          "$(docker compose -p %s ps -q x-mcp))\" = healthy ] && exit 0; sleep 2; done; exit 1" % PROJECT)
+        wait_healthy(host, PROJECT, "x-mcp", tries=60)
     assert os.path.getsize(os.path.join(ARTIFACTS, "dashboard-x-stopped.png")) > 1000
-
-
-def n8n_api_key(host):
-    """A real n8n API key, made by the main stack's owner through n8n's own REST API."""
-    script = ("import json, sys, urllib.request\n"
-              "login = json.dumps({'emailOrLdapLoginId': 'owner@homelab.test', 'password': 'Molecule-Owner-Pass-1'}).encode()\n"
-              "response = urllib.request.urlopen(urllib.request.Request(\n"
-              "    'http://127.0.0.1:5678/rest/login', data=login, headers={'Content-Type': 'application/json'}))\n"
-              "cookie = '; '.join(value.split(';')[0] for value in response.headers.get_all('Set-Cookie'))\n"
-              "body = json.dumps({'label': 'homelab mcp test', 'scopes': ['workflow:read', 'workflow:list'], 'expiresAt': None})\n"
-              "request = urllib.request.Request('http://127.0.0.1:5678/rest/api-keys', data=body.encode(),\n"
-              "    headers={'Content-Type': 'application/json', 'Cookie': cookie})\n"
-              "print(json.loads(urllib.request.urlopen(request).read())['data']['rawApiKey'])\n")
-    host.check_output("cat > /root/n8n_api_key.py <<'EOF'\n%sEOF" % script)
-    return host.check_output("python3 /root/n8n_api_key.py")
+    assert dashboard(host, "recovered", 30, **page_rows(host))["matched"]
 
 
 def scenario_secrets():
@@ -233,33 +277,72 @@ def scenario_secrets():
         return yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["homelab"]["mcp_stack_secrets"]
 
 
+def test_n8n_mcp_runs_with_the_key_the_role_made_in_n8n_and_reaches_n8n(host):
+    """No n8n API key in the inventory: the main stack made one as n8n's owner, kept root-only on the host."""
+    assert "n8n_api_key" not in scenario_secrets()
+    wiring = host.file(ROOT + "/secrets/n8n-wiring.json")
+    assert (wiring.user, wiring.group, wiring.mode) == ("root", "root", 0o600)
+    key = json.loads(wiring.content_string)["api_key"]["key"]
+    # n8n-mcp got that key as a file, never in its environment.
+    container = mcp_containers(host)["n8n-mcp"]["ID"]
+    assert host.check_output("docker exec %s cat /run/secrets/env/N8N_API_KEY" % container) == key
+    assert key not in host.check_output("docker inspect %s" % container)
+    result = client(host, DEPLOYED["n8n-mcp"], tool="n8n_health_check")
+    assert result["ok"] is True, result
+    assert result["call"]["is_error"] is False, result["call"]
+    # The link reaches n8n's API, and nothing else of the main stack: the MCP containers are not on intranet.
+    networks = host.check_output("docker inspect -f '{{json .NetworkSettings.Networks}}' $(docker compose -p %s ps -q)" % PROJECT)
+    assert "homelab_intranet" not in networks and "homelab-n8n-link" in networks
+
+
+def open_webui_connections(host):
+    """Open-WebUI's tool-server connections, as its admin reads them (id -> url); keys left out."""
+    script = ("import json, urllib.request\n"
+              "def call(path, body=None, token=None):\n"
+              "    headers = {'Content-Type': 'application/json'}\n"
+              "    if token: headers['Authorization'] = 'Bearer ' + token\n"
+              "    data = json.dumps(body).encode() if body is not None else None\n"
+              "    return json.loads(urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:3000' + path, data=data,\n"
+              "                      headers=headers)).read())\n"
+              "token = call('/api/v1/auths/signin', {'email': 'admin@homelab.test', 'password': 'Molecule-Admin-Pass-1'})['token']\n"
+              "listed = call('/api/v1/configs/tool_servers', token=token)['TOOL_SERVER_CONNECTIONS']\n"
+              "print(json.dumps({item['info']['id']: item['url'] for item in listed}))\n")
+    host.check_output("cat > /root/open_webui_connections.py <<'EOF'\n%sEOF" % script)
+    return json.loads(host.check_output("python3 /root/open_webui_connections.py"))
+
+
+def main_containers(host):
+    lines = host.check_output("docker compose -p %s ps --all --format json" % MAIN_PROJECT).splitlines()
+    return {entry["Service"]: entry["ID"] for entry in map(json.loads, lines)}
+
+
 @first_verify_only
-def test_a_key_added_and_another_removed_touch_only_those_servers_and_n8n_mcp_reaches_n8n(host):
-    before = {name: entry["ID"] for name, entry in mcp_containers(host).items()}
+def test_a_server_removed_and_added_back_touches_only_it_its_route_and_its_open_webui_connection(host):
+    before = ({name: entry["ID"] for name, entry in mcp_containers(host).items()}, main_containers(host),
+              open_webui_connections(host))
+    assert before[2]["homelab-tiktok-mcp"] == "http://mcp-gateway:3300/mcp"
     secrets = {name: value for name, value in scenario_secrets().items() if not name.startswith("tiktok_")}
-    secrets["n8n_api_key"] = n8n_api_key(host)
     try:
         rc, output = run_site("-e", json.dumps({"mcp_stack_secrets": secrets}))
         assert rc == 0, output
-        assert secrets["n8n_api_key"] not in output
         after = {name: entry["ID"] for name, entry in mcp_containers(host).items()}
-        assert set(after) == {"x-mcp", "n8n-mcp", "mcp-gateway", "dashboard"}
-        # X was not touched; the gateway and the dashboard changed their routes.
-        assert after["x-mcp"] == before["x-mcp"]
+        assert set(after) == {"x-mcp", "youtube-mcp", "n8n-mcp", "mcp-gateway", "dashboard"}
+        # The other servers and the whole main stack were not touched; the gateway and the dashboard changed their routes.
+        for name in ("x-mcp", "youtube-mcp", "n8n-mcp"):
+            assert after[name] == before[0][name], name
+        assert main_containers(host) == before[1]
+        # Open-WebUI lost exactly that connection.
+        connections = open_webui_connections(host)
+        assert connections == {key: url for key, url in before[2].items() if key != "homelab-tiktok-mcp"}
+        # TikTok's data stays.
         assert host.file(ROOT + "/data/mcp-servers/tiktok-mcp/credentials.json").exists
-        assert raw_post(host, 3303)[0] == 401
-        result = client(host, 3303, tool="n8n_health_check")
-        assert result["ok"] is True, result
-        assert result["call"]["is_error"] is False, result["call"]
-        # n8n-mcp (node) is fenced like the others.
-        assert_fenced(host, ["n8n-mcp", "x-mcp"])
-        # The link reaches n8n's API, and nothing else of the main stack: the MCP containers are not on intranet.
-        networks = host.check_output("docker inspect -f '{{json .NetworkSettings.Networks}}' $(docker compose -p %s ps -q)" % PROJECT)
-        assert "homelab_intranet" not in networks and "homelab-n8n-link" in networks
+        assert not [line for line in host.check_output("ss -Hltn | awk '{print $4}'").split() if line.endswith(":3300")]
     finally:
         rc, output = run_site()
         assert rc == 0, output
     assert set(mcp_containers(host)) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}
+    assert open_webui_connections(host) == before[2]
+    assert main_containers(host) == before[1]
 
 
 @first_verify_only

@@ -48,8 +48,8 @@ def call(host, method, path, body=None, token=None):
     return status, parsed
 
 
-def sign_in(host, credentials=ADMIN):
-    return call(host, "POST", "/api/v1/auths/signin", credentials)
+def sign_in(host, credentials=None):
+    return call(host, "POST", "/api/v1/auths/signin", credentials or ADMIN)
 
 
 def admin_token(host):

@@ -83,12 +83,19 @@ print(json.dumps({"files": files, "needles": {kind: len(items) for kind, items i
 # Writes workflows through n8n's public API without pause until /root/n8n-writer.stop exists; the
 # count so far is in /root/n8n-writer.count.
 WRITER = """
-import json, os, time, urllib.request
+import json, os, time, urllib.error, urllib.request
 def call(path, body, headers):
     request = urllib.request.Request("http://127.0.0.1:5678" + path, data=json.dumps(body).encode(),
                                      headers=dict(headers, **{"Content-Type": "application/json"}))
     return urllib.request.urlopen(request, timeout=30)
-login = call("/rest/login", {"emailOrLdapLoginId": "owner@homelab.test", "password": "Molecule-Owner-Pass-1"}, {})
+for attempt in range(10):  # n8n allows 5 sign-ins a minute per email
+    try:
+        login = call("/rest/login", {"emailOrLdapLoginId": "owner@homelab.test", "password": "Molecule-Owner-Pass-1"}, {})
+        break
+    except urllib.error.HTTPError as error:
+        if error.code != 429 or attempt == 9:
+            raise
+        time.sleep(10)
 cookie = "; ".join(value.split(";")[0] for value in login.headers.get_all("Set-Cookie"))
 key = json.loads(call("/rest/api-keys", {"label": "backup writer", "scopes": ["workflow:create", "workflow:list"],
                                         "expiresAt": None}, {"Cookie": cookie}).read())["data"]["rawApiKey"]

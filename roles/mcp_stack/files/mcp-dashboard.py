@@ -159,7 +159,9 @@ function render(data) {
     models("models-loaded", [], why, null);
     models("models-installed", [], why, null);
   } else {
-    models("models-loaded", ollama.loaded, "none loaded", m => m.name + " (" + size(m.size) + ", " + size(m.size_vram) + " in GPU memory" + (m.expires_at ? ", until " + m.expires_at : "") + ")");
+    models("models-loaded", ollama.loaded, "none loaded",
+           m => m.name + " (" + size(m.size) + ", " + size(m.size_vram) + " in GPU memory"
+                + (m.expires_at ? ", until " + m.expires_at : "") + ")");
     models("models-installed", ollama.installed, "none installed", m => m.name + " (" + size(m.size) + ")");
   }
 

@@ -381,7 +381,7 @@ v = tuple(map(int, platform.libc_ver()[1].split(".")));  assert v <= (2, 36), v'
         "$venv/v/bin/pip" download --only-binary=:all: --python-version "$owui_python_version" -d "$dir/root/homelab-wheels" \
             "open-webui==$owui_version" "torch==$owui_torch_version" "${owui_marker_wheels[@]}" >>"$dir/pip.log" 2>&1 &&
         ls "$dir/root/homelab-wheels/torch-$owui_torch_version+cpu-"*.whl >>"$dir/pip.log" 2>&1 &&
-        ! ls "$dir/root/homelab-wheels/" | grep -E '^nvidia_' >>"$dir/pip.log" &&
+        ! compgen -G "$dir/root/homelab-wheels/nvidia_*" >>"$dir/pip.log" &&
         url=$(curl -fsS -H 'Accept: application/vnd.pypi.simple.v1+json' "$index/open-webui/" | python3 -c "
 import json, sys
 print(next(f['url'] for f in json.load(sys.stdin)['files'] if f['filename'] == 'open_webui-$owui_version.tar.gz'))") &&
@@ -397,7 +397,7 @@ print(next(f['url'] for f in json.load(sys.stdin)['files'] if f['filename'] == '
     for other in "$pip_stage"/open-webui-*; do
         [[ $other == "$dir" ]] || rm -rf "$other"
     done
-    echo "open-webui: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB, $(ls "$dir/root/homelab-wheels" | wc -l) wheels)"
+    echo "open-webui: staged in $((SECONDS - begin)) s ($(du -sm "$dir/root" | cut -f1) MB, $(find "$dir/root/homelab-wheels" -name '*.whl' | wc -l) wheels)"
 }
 
 # input_key DIR...: hash of this script, base/ and the DIRs' files, and the base rootfs layer.

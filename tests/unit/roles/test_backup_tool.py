@@ -304,10 +304,13 @@ def test_each_verified_backup_is_recorded_for_the_status_page_and_a_failed_one_i
     second = backup(tool, host, capsys)
     assert json.loads(status_file.read_text())["name"] == second["name"]
     # The record of the backup before it is never in a backup (a restore would bring back a wrong age).
-    listed = subprocess.run(["tar", "-tz"], input=decrypted(host["destination"] / second["name"] / "data.tar.gz.age",
-                                                           host["identity"]), capture_output=True, check=True).stdout.decode()
+    archive = decrypted(host["destination"] / second["name"] / "data.tar.gz.age", host["identity"])
+    listed = subprocess.run(["tar", "-tz"], input=archive, capture_output=True, check=True).stdout.decode()
     assert "./status/" in listed.split() and "./status/backup.json" not in listed.split()
-    monkeypatch.setattr(tool, "step_secrets", lambda _config, _args: (_ for _ in ()).throw(tool.Failure("stop")))
+
+    def fail_secrets(_config, _args):
+        raise tool.Failure("stop")
+    monkeypatch.setattr(tool, "step_secrets", fail_secrets)
     assert call(tool, host, "all") == 1
     assert json.loads(status_file.read_text())["name"] == second["name"]
 

@@ -73,7 +73,7 @@ def answering(reply):
     def serve():
         while True:
             try:
-                connection, _ = listener.accept()
+                connection = listener.accept()[0]
             except OSError:
                 return
             with connection:

@@ -50,22 +50,19 @@ forward_signal() {
 trap 'forward_signal TERM' TERM
 trap 'forward_signal INT' INT
 
+# stop_when_gone NAME PID OTHER_NAME OTHER_PID: when PID has exited, stop the other and exit with its code.
+stop_when_gone() {
+    kill -0 "$2" 2>/dev/null && return 0
+    wait "$2"
+    EXIT_CODE=$?
+    log "$1 exited code=$EXIT_CODE; stopping $3 pid=$4"
+    kill "$4" 2>/dev/null || true
+    wait "$4" 2>/dev/null || true
+    exit "$EXIT_CODE"
+}
+
 while true; do
-    if ! kill -0 "$TERMINAL_PID" 2>/dev/null; then
-        wait "$TERMINAL_PID"
-        EXIT_CODE=$?
-        log "Terminal server exited code=$EXIT_CODE; stopping soketi pid=$SOKETI_PID"
-        kill "$SOKETI_PID" 2>/dev/null || true
-        wait "$SOKETI_PID" 2>/dev/null || true
-        exit "$EXIT_CODE"
-    fi
-    if ! kill -0 "$SOKETI_PID" 2>/dev/null; then
-        wait "$SOKETI_PID"
-        EXIT_CODE=$?
-        log "Soketi exited code=$EXIT_CODE; stopping terminal pid=$TERMINAL_PID"
-        kill "$TERMINAL_PID" 2>/dev/null || true
-        wait "$TERMINAL_PID" 2>/dev/null || true
-        exit "$EXIT_CODE"
-    fi
+    stop_when_gone "Terminal server" "$TERMINAL_PID" soketi "$SOKETI_PID"
+    stop_when_gone Soketi "$SOKETI_PID" terminal "$TERMINAL_PID"
     sleep 1
 done

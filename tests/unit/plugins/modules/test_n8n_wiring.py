@@ -35,6 +35,7 @@ class FakeN8n:
         self.calls = []
         self.ids = ("id%014d" % n for n in itertools.count(1))
         self.clock = ("2026-12-06T10:%02d:00.000Z" % n for n in itertools.count(1))
+        self.sessions_forgotten = False
 
     def answer(self, name, body=None, cookie=None):
         recorded = fixture(name)
@@ -45,6 +46,10 @@ class FakeN8n:
         path = url.split("127.0.0.1:5678", 1)[1]
         body = json.loads(data) if data else None
         self.calls.append((method, path))
+        if path == "/rest/login" and method == "GET":
+            # The session check (AuthController.currentUser): the recorded session is accepted until n8n forgets it.
+            accepted = headers.get("Cookie") == "n8n-auth=RECORDED.SESSION.TOKEN" and not self.sessions_forgotten
+            return self.answer("login_200.json") if accepted else self.answer("login_401.json")
         if path == "/rest/login":
             return self.answer("login_200.json" if body["password"] == PASSWORD else "login_401.json")
         if path.startswith("/api/v1/"):
@@ -62,6 +67,9 @@ class FakeN8n:
             return self.answer("api_keys_list_200.json", listed)
         if path == "/rest/api-keys" and method == "POST":
             assert body["expiresAt"] is None and body["label"]
+            if any(item["label"] == body["label"] for item in self.keys.values()):
+                # n8n 2.41.1 keeps API key labels unique (a unique index on the user and label).
+                return 500, {}, json.dumps({"code": 0, "message": "There is already an entry with this name"})
             created = fixture("api_keys_create_200.json")["body"]
             key_id = next(self.ids)
             raw = "raw-key-" + key_id
@@ -236,3 +244,36 @@ def test_a_planted_link_at_the_state_file_is_not_followed(n8n, wire, tmp_path):
     result = wire()
     assert result["failed"] is True and "symbolic link" in result["msg"]
     assert target.read_text() == "{}"
+
+
+def test_a_later_run_reuses_the_session_and_signs_in_again_only_when_n8n_forgot_it(n8n, wire):
+    wire()
+    assert json.loads(wire.state.read_text())["session"] == "RECORDED.SESSION.TOKEN"
+    n8n.calls.clear()
+    assert wire()["changed"] is False
+    assert ("POST", "/rest/login") not in n8n.calls and ("GET", "/rest/login") in n8n.calls
+    n8n.sessions_forgotten = True
+    n8n.calls.clear()
+    assert wire()["changed"] is False
+    assert ("POST", "/rest/login") in n8n.calls
+
+
+def test_a_key_of_the_roles_label_unknown_to_the_state_file_is_made_again(n8n, wire):
+    """A lost state file, or n8n's database restored from an older backup: the label is the role's, the secret gone."""
+    first = wire()
+    wire.state.unlink()
+    again = wire()
+    assert again["changed"] is True and again["api_key_source"] == "created"
+    assert again["api_key"] != first["api_key"] and list(n8n.keys) == [again["api_key_id"]]
+    assert wire()["changed"] is False
+
+
+def test_while_a_restore_converges_the_stored_key_is_returned_and_nothing_is_written(n8n, wire):
+    first = wire()
+    state = wire.state.read_text()
+    n8n.keys.clear()
+    n8n.credentials.clear()
+    n8n.calls.clear()
+    restoring = wire(restoring=True)
+    assert (restoring["changed"], restoring["api_key"], restoring["api_key_source"]) == (False, first["api_key"], "stored")
+    assert n8n.calls == [] and wire.state.read_text() == state

@@ -41,8 +41,9 @@ testinfra_hosts = ["ansible://" + CONTROL]
 # Runs in a target (python3, no curl): prints the HTTP status and body, or the error's class name.
 FETCH = """
 import sys, urllib.request
+headers = {"Authorization": "Bearer " + sys.argv[3]} if len(sys.argv) > 3 else {}
 try:
-    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as response:
+    with urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=headers), timeout=float(sys.argv[2])) as response:
         print(response.status, response.read().decode())
 except Exception as error:
     print("ERROR", type(error).__name__, error)
@@ -53,12 +54,29 @@ def node(name):
     return testinfra.get_host("ansible://" + name, ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
 
 
-def fetch(name, url, timeout=4):
-    """(status or "ERROR", rest) of a GET of url from inside target name."""
+def fetch(name, url, timeout=4, token=None):
+    """(status or "ERROR", rest) of a GET of url from inside target name, with a bearer token if given."""
     # testinfra quotes each argument for the shell.
-    output = node(name).check_output("python3 -c %s %s %s", FETCH, url, str(timeout))
+    if token:
+        output = node(name).check_output("python3 -c %s %s %s %s", FETCH, url, str(timeout), token)
+    else:
+        output = node(name).check_output("python3 -c %s %s %s", FETCH, url, str(timeout))
     status, rest = (output.split(" ", 1) + [""])[:2]
     return status, rest
+
+
+SIGN_IN = """
+import json, sys, urllib.request
+body = json.dumps({"email": sys.argv[1], "password": sys.argv[2]}).encode()
+request = urllib.request.Request("http://127.0.0.1:3000/api/v1/auths/signin", data=body,
+                                 headers={"Content-Type": "application/json"})
+print(json.loads(urllib.request.urlopen(request, timeout=30).read())["token"])
+"""
+
+
+def open_webui_token(name):
+    """A session of Open-WebUI's admin (molecule.yml), whose API answers only signed-in users."""
+    return node(name).check_output("python3 -c %s %s %s", SIGN_IN, "admin@homelab-fleet.test", "Fleet-Admin-Pass-1")
 
 
 def ollama_url(name, path="/api/version"):
@@ -144,10 +162,11 @@ def test_open_webui_lists_both_gpu_nodes_models():
     # The control host runs no Ollama, so it pulls nothing.
     assert recap_changed(output, CONTROL) == 0, output
 
-    status, body = fetch(CONTROL, "http://127.0.0.1:3000/ollama/config")
+    token = open_webui_token(CONTROL)
+    status, body = fetch(CONTROL, "http://127.0.0.1:3000/ollama/config", token=token)
     assert status == "200", body
     assert json.loads(body)["OLLAMA_BASE_URLS"] == [ollama_url(GPU_1, ""), ollama_url(GPU_2, "")]
-    status, body = fetch(CONTROL, "http://127.0.0.1:3000/ollama/api/tags", timeout=10)
+    status, body = fetch(CONTROL, "http://127.0.0.1:3000/ollama/api/tags", timeout=10, token=token)
     assert status == "200", body
     # Upstream's merge: each model names the backends (by index in OLLAMA_BASE_URLS) that have it.
     listed = {model["name"]: model["urls"] for model in json.loads(body)["models"]}

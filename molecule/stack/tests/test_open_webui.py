@@ -111,16 +111,17 @@ def test_the_key_from_the_secret_file_signs_the_sessions(host):
 
 def test_open_webui_uses_the_ollama_urls_the_role_passes(host):
     env = container_env(host)
-    # One Ollama in this scenario: the role passes OLLAMA_BASE_URL only (OLLAMA_BASE_URLS for several).
-    urls = env["OLLAMA_BASE_URLS"].split(";") if env.get("OLLAMA_BASE_URLS") else [env["OLLAMA_BASE_URL"]]
-    assert urls == ["http://ollama:11434"]
+    # Two backends in this scenario (molecule.yml main_stack_ollama_urls): the role passes OLLAMA_BASE_URLS.
+    urls = env["OLLAMA_BASE_URLS"].split(";")
+    assert urls == ["http://ollama:11434", "http://homelab-ollama-1:11434"]
     token = admin_token(host)
     status, config = call(host, "GET", "/ollama/config", token=token)
     assert status == 200 and config["ENABLE_OLLAMA_API"] is True
     assert config["OLLAMA_BASE_URLS"] == urls
     # Open-WebUI reaches that Ollama over the compose network (upstream proxies /api/version/<index>).
-    status, version = call(host, "GET", "/ollama/api/version/0", token=token)
-    assert status == 200 and version.get("version"), version
+    for index in range(len(urls)):
+        status, version = call(host, "GET", "/ollama/api/version/%d" % index, token=token)
+        assert status == 200 and version.get("version"), (index, version)
     # The Ollama configuration is the admin's: anonymous callers get 401.
     assert call(host, "GET", "/ollama/config")[0] == 401
 

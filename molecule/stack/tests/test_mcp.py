@@ -320,7 +320,7 @@ def main_containers(host):
 def test_a_server_removed_and_added_back_touches_only_it_its_route_and_its_open_webui_connection(host):
     before = ({name: entry["ID"] for name, entry in mcp_containers(host).items()}, main_containers(host),
               open_webui_connections(host))
-    assert before[2]["homelab-tiktok-mcp"] == "http://mcp-gateway:3300/mcp"
+    assert before[2] == {"homelab-%s" % name: "http://mcp-gateway:%d/mcp" % port for name, port in DEPLOYED.items()}
     secrets = {name: value for name, value in scenario_secrets().items() if not name.startswith("tiktok_")}
     try:
         rc, output = run_site("-e", json.dumps({"mcp_stack_secrets": secrets}))

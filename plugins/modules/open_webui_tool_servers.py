@@ -113,6 +113,12 @@ options:
     description: Seconds to wait for each answer of Open-WebUI.
     type: int
     default: 30
+  wait:
+    description:
+      - Seconds to keep trying to sign in while Open-WebUI does not answer yet (it was just started, or restarted on a
+        new data directory, and is still migrating its database).
+    type: int
+    default: 180
   validate_certs:
     description: Verify TLS certificates when O(url) is C(https).
     type: bool
@@ -177,6 +183,7 @@ tools:
 
 import json
 import socket
+import time
 import urllib.error
 
 from ansible.module_utils.basic import AnsibleModule
@@ -209,11 +216,14 @@ class OpenWebUIError(Exception):
 class OpenWebUI:
     """The few admin API calls this module makes."""
 
-    def __init__(self, url, timeout, validate_certs):
+    def __init__(self, url, timeout, validate_certs, wait=0, sleep=time.sleep, clock=time.monotonic):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.validate_certs = validate_certs
         self.token = None
+        self.wait = wait
+        self.sleep = sleep
+        self.clock = clock
 
     def call(self, method, path, payload=None):
         """(status, parsed JSON or raw text) of one request; raises OpenWebUIError when Open-WebUI cannot be reached."""
@@ -240,7 +250,19 @@ class OpenWebUI:
             return status, raw.decode("utf-8", "replace")
 
     def sign_in(self, email, password):
-        status, body = self.call("POST", SIGNIN, {"email": email, "password": password})
+        deadline = self.clock() + self.wait
+        while True:
+            try:
+                status, body = self.call("POST", SIGNIN, {"email": email, "password": password})
+            except OpenWebUIError:
+                if self.clock() >= deadline:
+                    raise
+                self.sleep(2)
+                continue
+            if status in (502, 503) and self.clock() < deadline:
+                self.sleep(2)
+                continue
+            break
         if status == 200 and isinstance(body, dict) and body.get("token"):
             if body.get("role") not in (None, "admin"):
                 raise OpenWebUIError("Open-WebUI user %s signed in but is not an admin (role %r): admin_email must "
@@ -288,7 +310,7 @@ def run(module):
     errors = check_wanted(wanted, prefix)
     if errors:
         module.fail_json(msg=" ".join(errors))
-    api = OpenWebUI(params["url"], params["timeout"], params["validate_certs"])
+    api = OpenWebUI(params["url"], params["timeout"], params["validate_certs"], wait=params["wait"])
     changed = False
     try:
         api.sign_in(params["admin_email"], params["admin_password"])
@@ -336,6 +358,7 @@ def main():
             access_grants=dict(type="list", elements="dict"),
             verify=dict(type="bool", default=False),
             timeout=dict(type="int", default=30),
+            wait=dict(type="int", default=180),
             validate_certs=dict(type="bool", default=True),
         ),
         supports_check_mode=True,

@@ -216,8 +216,34 @@ def test_a_wrong_password_says_which_options_to_fix(fake, run_module):
 
 def test_unreachable_open_webui(run_module):
     result = run_module(open_webui_tool_servers, dict(url="http://127.0.0.1:9", admin_email="a@b.c",
-                                                      admin_password=PASSWORD, connections=[ALPHA], timeout=5))
+                                                      admin_password=PASSWORD, connections=[ALPHA], timeout=5, wait=0))
     assert result["failed"] and "Cannot reach Open-WebUI at http://127.0.0.1:9" in result["msg"]
+
+
+def test_the_sign_in_waits_while_open_webui_is_still_starting(monkeypatch):
+    """Restarted on a new data directory, Open-WebUI resets connections until it has migrated its database."""
+    answers = [open_webui_tool_servers.OpenWebUIError("Cannot reach Open-WebUI"), (503, None),
+               (200, {"token": "T", "role": "admin"})]
+    clock = iter(range(0, 1000, 2))
+
+    def call(_method, _path, _payload=None):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    api = open_webui_tool_servers.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=60, sleep=lambda _seconds: None,
+                                            clock=lambda: next(clock))
+    monkeypatch.setattr(api, "call", call)
+    api.sign_in("admin@homelab.test", PASSWORD)
+    assert api.token == "T" and answers == []
+    # Past the wait, the error is the module's sentence.
+    late = open_webui_tool_servers.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=0)
+
+    def down(*_args):
+        raise open_webui_tool_servers.OpenWebUIError("down")
+    monkeypatch.setattr(late, "call", down)
+    with pytest.raises(open_webui_tool_servers.OpenWebUIError):
+        late.sign_in("admin@homelab.test", PASSWORD)
 
 
 @pytest.mark.parametrize("bad, message", [

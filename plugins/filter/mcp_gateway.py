@@ -65,6 +65,9 @@ server {
         proxy_set_header Connection "";
         # What a server bound to loopback inside its container accepts (DNS-rebinding guards).
         proxy_set_header Host 127.0.0.1:%(port)d;
+        # The client's own address, replacing any it sent: a server trusting one proxy hop (n8n-mcp,
+        # TRUST_PROXY=1) counts its failed-request limit per client, not for everyone behind the gateway.
+        proxy_set_header X-Forwarded-For $remote_addr;
 %(authorization)s
         # Streamable HTTP and SSE: stream both ways, and keep long-lived streams open.
         proxy_buffering off;
@@ -82,7 +85,9 @@ server {
     }
 }
 """
-PASS_KEY = "        # This server checks the same key itself."
+# The scheme as "Bearer": the gateway takes it in any case (RFC 7235), n8n-mcp only as "Bearer ".
+PASS_KEY = ("        # This server checks the same key itself.\n"
+            "        proxy_set_header Authorization $mcp_bearer_authorization;")
 DROP_KEY = '        proxy_set_header Authorization "";'
 
 

@@ -59,7 +59,12 @@ def raw_post(host, port, authorization=None):
               "    'protocolVersion': '2025-06-18', 'capabilities': {}, 'clientInfo': {'name': 't', 'version': '1'}}})\n"
               "request = urllib.request.Request(sys.argv[1], data=body.encode(), headers=headers)\n"
               "try:\n    response = urllib.request.urlopen(request)\nexcept urllib.error.HTTPError as error:\n    response = error\n"
-              "print(json.dumps([response.status, response.headers.get('WWW-Authenticate'), response.read(300).decode()]))\n")
+              "answer = [response.status, response.headers.get('WWW-Authenticate'), response.read(300).decode()]\n"
+              "if response.headers.get('Mcp-Session-Id'):  # end the session it opened, as every client should\n"
+              "    headers['Mcp-Session-Id'] = response.headers['Mcp-Session-Id']\n"
+              "    try:\n        urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=headers, method='DELETE'))\n"
+              "    except urllib.error.HTTPError:\n        pass\n"
+              "print(json.dumps(answer))\n")
     host.check_output("cat > /root/raw_post.py <<'EOF'\n%sEOF" % script)
     args = "http://127.0.0.1:%d/mcp" % port + (" '%s'" % authorization if authorization else "")
     return json.loads(host.check_output("python3 /root/raw_post.py " + args))
@@ -90,10 +95,12 @@ def test_without_the_key_every_server_answers_401_with_www_authenticate(host, se
     assert result["ok"] is False and "-32001" in result["error"]
 
 
+@pytest.mark.parametrize("server", ["x-mcp", "n8n-mcp"])
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
-def test_the_scheme_is_accepted_in_any_case_and_the_key_only_exactly(host, scheme):
-    """RFC 7235: the auth-scheme is case-insensitive; the key is compared exactly."""
-    port = DEPLOYED["x-mcp"]
+def test_the_scheme_is_accepted_in_any_case_and_the_key_only_exactly(host, scheme, server):
+    """RFC 7235: the auth-scheme is case-insensitive; the key is compared exactly. n8n-mcp, which checks the
+    key again itself and only after "Bearer ", gets the scheme spelled so from the gateway."""
+    port = DEPLOYED[server]
     status, _challenge, body = raw_post(host, port, "%s %s" % (scheme, access_key(host)))
     assert status == 200, body
     for wrong in (access_key(host).upper(), access_key(host) + "x", " " + access_key(host)):
@@ -215,6 +222,22 @@ def page_rows(host, **changed):
     rows.update({name: "up" for name in set(DEPLOYED) | {"mcp-gateway", "dashboard"}})
     rows.update(changed)
     return rows
+
+
+def test_the_status_pages_probes_leave_no_session_open(host):
+    """Each probe's initialize opens a session; left open, they pile up every 5 s until n8n-mcp refuses new ones
+    (N8N_MCP_MAX_SESSIONS, 100) and its limiter then shuts out every client behind the gateway (a CI run saw
+    Open-WebUI's connection to n8n-mcp refused so). The gateway's log shows each one ended (DELETE, 2xx)."""
+    gateway = mcp_containers(host)["mcp-gateway"]["ID"]
+    logged = host.run("sleep 16 && docker logs --since 15s %s 2>&1" % gateway).stdout
+    requests = [line.split('"')[1].split()[0] + " " + line.split('"')[2].split()[0] for line in logged.splitlines()
+                if line.endswith('"homelab-status"') and '/mcp HTTP/1.1"' in line]
+    opened = requests.count("POST 200")
+    ended = sum(requests.count("DELETE %d" % status) for status in (200, 202, 204))
+    # At least two rounds of every server; only the round in flight may still be open.
+    assert opened >= 2 * len(DEPLOYED), requests
+    assert opened - len(DEPLOYED) <= ended <= opened, requests
+    assert set(requests) <= {"POST 200", "DELETE 200", "DELETE 202", "DELETE 204"}, requests
 
 
 def test_the_status_page_shows_both_stacks_the_gpu_the_models_the_backup_and_a_stopped_service_turns_red(host):

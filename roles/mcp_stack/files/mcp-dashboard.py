@@ -4,9 +4,10 @@ Reads one JSON file per deployed MCP server from /etc/mcp-dashboard/servers.d ({
 homelab's view from /etc/mcp-dashboard/homelab.json (homelab.core.status_page: the main stack's services
 with how to probe each, the GPU decision, Ollama's API, the backup status file). Every PROBE_INTERVAL seconds,
 all at once, it sends each MCP server a real MCP `initialize` through the gateway with the access key
-(/run/secrets/mcp_access_key), each main-stack service its HTTP probe (or a Postgres SSLRequest, a Redis PING)
-over the status networks, asks Ollama for its installed (/api/tags) and loaded (/api/ps) models, and reads the
-backup tool's status file (mounted read-only). It serves on 0.0.0.0:8080:
+(/run/secrets/mcp_access_key), then ends the session that opened (DELETE), each main-stack service its HTTP
+probe (or a Postgres SSLRequest, a Redis PING) over the status networks, asks Ollama for its installed
+(/api/tags) and loaded (/api/ps) models, and reads the backup tool's status file (mounted read-only).
+It serves on 0.0.0.0:8080:
   /             the page, which fetches /api/status same-origin and refreshes itself
   /api/status   {"interval", "generated_at", "servers", "services", "gpu", "ollama", "backup"}
   /healthz      200 "ok"
@@ -284,16 +285,50 @@ def redis(host, port):
     return False, None, answer.strip()[:80] or "no answer"
 
 
+def negotiated_version(body, content_type):
+    """The protocolVersion of an initialize answer, sent as JSON or as server-sent events; None if unreadable."""
+    if "text/event-stream" in content_type:
+        lines = [line[5:].strip() for line in body.decode("utf-8", "replace").splitlines() if line.startswith("data:")]
+        body = lines[0].encode() if lines else b""
+    try:
+        version = json.loads(body)["result"]["protocolVersion"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, str) and version.isprintable() and len(version) < 40 else None
+
+
+def end_session(url, key, session, version):
+    """Ends the session an initialize opened (Streamable HTTP: DELETE with its Mcp-Session-Id). Without it,
+    a probe every few seconds piles up sessions: n8n-mcp refuses new ones at N8N_MCP_MAX_SESSIONS (100, for
+    SESSION_TIMEOUT_MINUTES, 30) with 429, and after 20 such failures its limiter shuts out every client
+    behind the same address. A server may refuse the DELETE (405); nothing is left to do then."""
+    headers = {"Authorization": "Bearer " + key, "Mcp-Session-Id": session, "User-Agent": "homelab-status"}
+    if version:
+        headers["MCP-Protocol-Version"] = version
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers, method="DELETE"), timeout=TIMEOUT) as answer:
+            answer.read(4096)
+    except (OSError, ValueError):
+        pass
+
+
 def probe_server(server, key):
-    """One MCP server: a real `initialize` through the gateway, with the key."""
+    """One MCP server: a real `initialize` through the gateway, with the key, and the session it opened ended."""
+    opened = []
+
     def call():
         request = urllib.request.Request(server["url"], data=INITIALIZE, headers={
             "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-            "Authorization": "Bearer " + key})
+            "Authorization": "Bearer " + key, "User-Agent": "homelab-status"})
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            response.read(65536)
+            body = response.read(65536)
+            session = response.headers.get("Mcp-Session-Id")
+            if session and session.isprintable() and len(session) < 256:
+                opened.append((session, negotiated_version(body, response.headers.get("Content-Type") or "")))
             return response.status == 200, response.status, "" if response.status == 200 else "HTTP %d" % response.status
     status, _http, detail, latency = timed(call)
+    for session, version in opened:
+        end_session(server["url"], key, session, version)
     return {"name": server["name"], "endpoint": server.get("endpoint", ""), "status": status, "latency_ms": latency,
             "checked_at": stamp(), "detail": detail}
 

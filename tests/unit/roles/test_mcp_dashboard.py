@@ -195,3 +195,80 @@ def test_the_page_builds_every_row_from_text_never_from_markup(dashboard):
     assert "innerHTML" not in script and "textContent" in script
     for anchor in ('id="services"', 'id="servers"', 'id="gpu"', 'id="backup"', 'id="models-loaded"', 'id="models-installed"'):
         assert anchor in dashboard.PAGE
+
+
+class SessionServer(BaseHTTPRequestHandler):
+    """An MCP endpoint that opens a session at each initialize (as n8n-mcp and the Python SDK's servers do) and
+    counts the sessions still open; ``delete_status`` is what it answers a DELETE with."""
+    open_sessions = set()
+    requests = []
+    answer_as = "sse"
+    delete_status = 204
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        session = "session-%d" % len(self.requests)
+        self.requests.append(("POST", {name.lower(): value for name, value in self.headers.items()}))
+        self.open_sessions.add(session)
+        result = {"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025-03-26", "capabilities": {}}}
+        body = ("event: message\ndata: %s\n\n" % json.dumps(result) if self.answer_as == "sse" else json.dumps(result)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if self.answer_as == "sse" else "application/json")
+        self.send_header("Mcp-Session-Id", session)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_DELETE(self):
+        self.requests.append(("DELETE", {name.lower(): value for name, value in self.headers.items()}))
+        if self.delete_status < 400:
+            self.open_sessions.discard(self.headers.get("Mcp-Session-Id"))
+        self.send_response(self.delete_status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.mark.parametrize("answer_as", ["sse", "json"])
+def test_each_probe_ends_the_session_its_initialize_opened(dashboard, answer_as):
+    handler = type("Sessions", (SessionServer,), {"open_sessions": set(), "requests": [], "answer_as": answer_as})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    key = "k" * 48
+    try:
+        server = {"name": "n8n-mcp", "url": "http://127.0.0.1:%d/mcp" % httpd.server_address[1]}
+        for _round in range(5):
+            assert dashboard.probe_server(server, key)["status"] == "up"
+    finally:
+        httpd.shutdown()
+    # Five probes, five sessions opened and five ended: none left for the server's session limit.
+    assert [method for method, _headers in handler.requests] == ["POST", "DELETE"] * 5
+    assert handler.open_sessions == set()
+    for number, (_method, headers) in enumerate(handler.requests[1::2]):
+        assert headers["mcp-session-id"] == "session-%d" % (2 * number)
+        assert headers["authorization"] == "Bearer " + key
+        # The version the server answered with, as the transport asks of every request after initialize.
+        assert headers["mcp-protocol-version"] == "2025-03-26"
+
+
+def test_a_server_refusing_the_delete_is_still_up(dashboard):
+    handler = type("Sessions", (SessionServer,), {"open_sessions": set(), "requests": [], "delete_status": 405})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        row = dashboard.probe_server({"name": "x-mcp", "url": "http://127.0.0.1:%d/mcp" % httpd.server_address[1]}, "k" * 48)
+    finally:
+        httpd.shutdown()
+    assert row["status"] == "up" and [method for method, _headers in handler.requests] == ["POST", "DELETE"]
+
+
+def test_the_negotiated_version_is_read_from_json_or_events_and_nothing_else(dashboard):
+    answer = {"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025-06-18"}}
+    assert dashboard.negotiated_version(json.dumps(answer).encode(), "application/json") == "2025-06-18"
+    events = ("event: message\ndata: %s\n\n" % json.dumps(answer)).encode()
+    assert dashboard.negotiated_version(events, "text/event-stream; charset=utf-8") == "2025-06-18"
+    assert dashboard.negotiated_version(b"not json", "application/json") is None
+    hostile = {"jsonrpc": "2.0", "id": 1, "result": {"protocolVersion": "2025\r\nX-Injected: 1"}}
+    assert dashboard.negotiated_version(json.dumps(hostile).encode(), "application/json") is None

@@ -32,6 +32,9 @@ description:
     /api/v1/configs/tool_servers/verify)) and lists its tools; a server it cannot reach fails the task.
   - Written from Open-WebUI 0.12.4 (C(open_webui/routers/configs.py), C(open_webui/routers/auths.py)).
 
+extends_documentation_fragment:
+  - homelab.core.open_webui
+
 attributes:
   check_mode:
     support: full
@@ -44,21 +47,6 @@ attributes:
     description: A second run with the same options reports no change and writes nothing.
 
 options:
-  url:
-    description:
-      - Base URL of Open-WebUI, as this host reaches it.
-    type: str
-    default: http://127.0.0.1:3000
-  admin_email:
-    description:
-      - E-mail of an Open-WebUI admin (the one created from C(WEBUI_ADMIN_EMAIL) at the first start).
-    type: str
-    required: true
-  admin_password:
-    description:
-      - That admin's password.
-    type: str
-    required: true
   connections:
     description:
       - The MCP servers Open-WebUI must be connected to. An empty list removes every managed connection.
@@ -109,20 +97,6 @@ options:
         it cannot.
     type: bool
     default: false
-  timeout:
-    description: Seconds to wait for each answer of Open-WebUI.
-    type: int
-    default: 30
-  wait:
-    description:
-      - Seconds to keep trying to sign in while Open-WebUI does not answer yet (it was just started, or restarted on a
-        new data directory, and is still migrating its database).
-    type: int
-    default: 180
-  validate_certs:
-    description: Verify TLS certificates when O(url) is C(https).
-    type: bool
-    default: true
 
 notes:
   - The admin API returns the stored key of each connection, so a rotated key is detected by comparing it; it is
@@ -181,15 +155,8 @@ tools:
   sample: {homelab-x-mcp: [get_user, post_tweet]}
 """
 
-import json
-import socket
-import time
-import urllib.error
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import open_url
 
-from ansible_collections.homelab.core.plugins.module_utils._answers import answer_message
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     check_wanted,
     connection_id,
@@ -197,110 +164,7 @@ from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     plan,
     public_view,
 )
-
-
-def _detail_of(body):
-    """FastAPI's \"detail\" of an answer, else its text (short)."""
-    return answer_message(body, "detail").rstrip(".")
-
-
-SIGNIN = "/api/v1/auths/signin"
-TOOL_SERVERS = "/api/v1/configs/tool_servers"
-VERIFY = "/api/v1/configs/tool_servers/verify"
-
-
-class OpenWebUIError(Exception):
-    """A request to Open-WebUI failed; the message says which and why (no secrets)."""
-
-
-class OpenWebUI:
-    """The few admin API calls this module makes."""
-
-    def __init__(self, url, timeout, validate_certs, wait=0, sleep=time.sleep, clock=time.monotonic):
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.validate_certs = validate_certs
-        self.token = None
-        self.wait = wait
-        self.sleep = sleep
-        self.clock = clock
-
-    def call(self, method, path, payload=None):
-        """(status, parsed JSON or raw text) of one request; raises OpenWebUIError when Open-WebUI cannot be reached."""
-        headers = {"Accept": "application/json"}
-        data = None
-        if payload is not None:
-            data = json.dumps(payload).encode()
-            headers["Content-Type"] = "application/json"
-        if self.token:
-            headers["Authorization"] = "Bearer " + self.token
-        try:
-            with open_url(self.url + path, data=data, headers=headers, method=method, timeout=self.timeout,
-                          validate_certs=self.validate_certs, follow_redirects="none") as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read() if error.fp else b""
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise OpenWebUIError("Cannot reach Open-WebUI at %s (%s %s): %s. Check url and that Open-WebUI is up."
-                                 % (self.url, method, path, reason))
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode("utf-8", "replace")
-
-    def sign_in(self, email, password):
-        deadline = self.clock() + self.wait
-        while True:
-            try:
-                status, body = self.call("POST", SIGNIN, {"email": email, "password": password})
-            except OpenWebUIError:
-                if self.clock() >= deadline:
-                    raise
-                self.sleep(2)
-                continue
-            if status in (502, 503) and self.clock() < deadline:
-                self.sleep(2)
-                continue
-            break
-        if status == 200 and isinstance(body, dict) and body.get("token"):
-            if body.get("role") not in (None, "admin"):
-                raise OpenWebUIError("Open-WebUI user %s signed in but is not an admin (role %r): admin_email must "
-                                     "name an admin." % (email, body.get("role")))
-            self.token = body["token"]
-            return
-        raise OpenWebUIError("Cannot sign in to Open-WebUI at %s as %s: HTTP %s, %s. Check admin_email and "
-                             "admin_password (the Open-WebUI admin created from WEBUI_ADMIN_EMAIL / "
-                             "WEBUI_ADMIN_PASSWORD at its first start)." % (self.url, email, status, _detail_of(
-                                 json.dumps(body) if not isinstance(body, str) else body)))
-
-    def _expect(self, status, body, what):
-        if status != 200:
-            detail = _detail_of(json.dumps(body) if not isinstance(body, str) else body)
-            raise OpenWebUIError("Open-WebUI refused to %s: HTTP %s, %s." % (what, status, detail))
-        return body
-
-    def read(self):
-        status, body = self.call("GET", TOOL_SERVERS)
-        body = self._expect(status, body, "list its tool servers (GET %s)" % TOOL_SERVERS)
-        connections = body.get("TOOL_SERVER_CONNECTIONS") if isinstance(body, dict) else None
-        if connections is None:
-            connections = []
-        if not isinstance(connections, list):
-            raise OpenWebUIError("Open-WebUI's %s answered no list of connections." % TOOL_SERVERS)
-        return connections
-
-    def write(self, connections):
-        status, body = self.call("POST", TOOL_SERVERS, {"TOOL_SERVER_CONNECTIONS": connections})
-        self._expect(status, body, "save its tool servers (POST %s)" % TOOL_SERVERS)
-
-    def verify(self, connection):
-        status, body = self.call("POST", VERIFY, connection)
-        if status != 200 or not isinstance(body, dict) or not body.get("status"):
-            detail = _detail_of(json.dumps(body) if not isinstance(body, str) else body)
-            raise OpenWebUIError("Open-WebUI could not connect to MCP server %s at %s and list its tools: HTTP %s, %s."
-                                 % (connection_id(connection), connection.get("url"), status, detail))
-        return [spec.get("name") for spec in body.get("specs") or [] if isinstance(spec, dict)]
+from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_argument_spec
 
 
 def run(module):
@@ -342,10 +206,7 @@ def run(module):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            url=dict(type="str", default="http://127.0.0.1:3000"),
-            admin_email=dict(type="str", required=True),
-            admin_password=dict(type="str", required=True, no_log=True),
+        argument_spec=admin_argument_spec(
             connections=dict(type="list", elements="dict", required=True, options=dict(
                 id=dict(type="str", required=True),
                 name=dict(type="str"),
@@ -357,9 +218,6 @@ def main():
             id_prefix=dict(type="str", default="homelab-"),
             access_grants=dict(type="list", elements="dict"),
             verify=dict(type="bool", default=False),
-            timeout=dict(type="int", default=30),
-            wait=dict(type="int", default=180),
-            validate_certs=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )

@@ -11,6 +11,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+import target_http  # noqa: E402
 
 ROOT = "/opt/homelab"
 BASE = "http://127.0.0.1:3000"
@@ -20,32 +25,9 @@ ADMIN = {"email": "admin@homelab.test", "password": "Molecule-Admin-Pass-1"}
 # sha256 of backend/start.sh in the open-webui 0.12.4 sdist on PyPI (tests/stand-ins/stack/README.md).
 START_SH_SHA256 = "40fef6f5b49405e27e3367b1a119469c10aba35c1f342632e59726198c195f2a"
 
-# Run on the target (python3, no curl): METHOD URL [JSON body] [bearer token] -> [status, parsed body].
-HTTP_SCRIPT = """import json, sys, urllib.request, urllib.error
-method, url = sys.argv[1], sys.argv[2]
-body = sys.argv[3].encode() if len(sys.argv) > 3 and sys.argv[3] else None
-headers = {'Content-Type': 'application/json'}
-if len(sys.argv) > 4:
-    headers['Authorization'] = 'Bearer ' + sys.argv[4]
-try:
-    response = urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method=method), timeout=30)
-except urllib.error.HTTPError as error:
-    response = error
-text = response.read().decode()
-try:
-    parsed = json.loads(text or 'null')
-except ValueError:
-    parsed = text
-print(json.dumps([response.status, parsed]))
-"""
-
 
 def call(host, method, path, body=None, token=None):
-    host.check_output("cat > /root/open_webui_http.py <<'EOF'\n%sEOF" % HTTP_SCRIPT)
-    args = [method, BASE + path, json.dumps(body) if body is not None else ""] + ([token] if token else [])
-    command = "python3 /root/open_webui_http.py " + " ".join("'%s'" % arg for arg in args)
-    status, parsed = json.loads(host.check_output(command))
-    return status, parsed
+    return target_http.call(host, method, BASE + path, body, token)
 
 
 def sign_in(host, credentials=None):

@@ -14,9 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
+from open_webui_fake import RecordedOpenWebUIHandler
 
 from ansible_collections.homelab.core.plugins.module_utils import _open_webui
 from ansible_collections.homelab.core.plugins.modules import open_webui_tool_servers
@@ -31,33 +32,7 @@ def recorded(fixture_text):
     return lambda name: json.loads(fixture_text("open_webui", name))
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    state = None
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-    def _answer(self, status, body):
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length)) if length else None
-
-    def _authorised(self):
-        token = self.state.recorded("signin_ok.json")["body"]["token"]
-        if self.headers.get("Authorization") != "Bearer " + token:
-            answer = self.state.recorded("get_unauthenticated.json")
-            self._answer(answer["status"], answer["body"])
-            return False
-        return True
-
+class Handler(RecordedOpenWebUIHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         self.state.requests.append(("GET", self.path, None))
         if self.path == "/api/v1/configs/tool_servers" and self._authorised():

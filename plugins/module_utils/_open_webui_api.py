@@ -1,0 +1,156 @@
+# Copyright (c) 2026, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The few admin API calls the Open-WebUI modules make (open_webui_tool_servers, open_webui_ollama_urls).
+
+Private to homelab.core. Written from Open-WebUI 0.12.4 (the PyPI wheel is the source): routers/auths.py (sign-in),
+routers/configs.py (tool servers), routers/ollama.py (``GET /ollama/config`` and ``POST /ollama/config/update``, both
+admin only). The requests never carry a secret in a URL, and the errors name none.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.error
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.homelab.core.plugins.module_utils._answers import answer_message
+from ansible_collections.homelab.core.plugins.module_utils._open_webui import connection_id
+
+
+def _detail_of(body):
+    """FastAPI's \"detail\" of an answer, else its text (short)."""
+    return answer_message(body, "detail").rstrip(".")
+
+
+SIGNIN = "/api/v1/auths/signin"
+TOOL_SERVERS = "/api/v1/configs/tool_servers"
+VERIFY = "/api/v1/configs/tool_servers/verify"
+OLLAMA_CONFIG = "/ollama/config"
+OLLAMA_CONFIG_UPDATE = "/ollama/config/update"
+
+
+def admin_argument_spec(**more):
+    """The options every Open-WebUI module takes to reach it and sign in (doc fragment homelab.core.open_webui),
+    with the module's own ``more``."""
+    spec = dict(
+        url=dict(type="str", default="http://127.0.0.1:3000"),
+        admin_email=dict(type="str", required=True),
+        admin_password=dict(type="str", required=True, no_log=True),
+        timeout=dict(type="int", default=30),
+        wait=dict(type="int", default=180),
+        validate_certs=dict(type="bool", default=True),
+    )
+    spec.update(more)
+    return spec
+
+
+class OpenWebUIError(Exception):
+    """A request to Open-WebUI failed; the message says which and why (no secrets)."""
+
+
+class OpenWebUI:
+    """The few admin API calls this module makes."""
+
+    def __init__(self, url, timeout, validate_certs, wait=0, sleep=time.sleep, clock=time.monotonic):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.validate_certs = validate_certs
+        self.token = None
+        self.wait = wait
+        self.sleep = sleep
+        self.clock = clock
+
+    def call(self, method, path, payload=None):
+        """(status, parsed JSON or raw text) of one request; raises OpenWebUIError when Open-WebUI cannot be reached."""
+        headers = {"Accept": "application/json"}
+        data = None
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        try:
+            with open_url(self.url + path, data=data, headers=headers, method=method, timeout=self.timeout,
+                          validate_certs=self.validate_certs, follow_redirects="none") as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read() if error.fp else b""
+        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise OpenWebUIError("Cannot reach Open-WebUI at %s (%s %s): %s. Check url and that Open-WebUI is up."
+                                 % (self.url, method, path, reason))
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode("utf-8", "replace")
+
+    def sign_in(self, email, password):
+        deadline = self.clock() + self.wait
+        while True:
+            try:
+                status, body = self.call("POST", SIGNIN, {"email": email, "password": password})
+            except OpenWebUIError:
+                if self.clock() >= deadline:
+                    raise
+                self.sleep(2)
+                continue
+            if status in (502, 503) and self.clock() < deadline:
+                self.sleep(2)
+                continue
+            break
+        if status == 200 and isinstance(body, dict) and body.get("token"):
+            if body.get("role") not in (None, "admin"):
+                raise OpenWebUIError("Open-WebUI user %s signed in but is not an admin (role %r): admin_email must "
+                                     "name an admin." % (email, body.get("role")))
+            self.token = body["token"]
+            return
+        raise OpenWebUIError("Cannot sign in to Open-WebUI at %s as %s: HTTP %s, %s. Check admin_email and "
+                             "admin_password (the Open-WebUI admin created from WEBUI_ADMIN_EMAIL / "
+                             "WEBUI_ADMIN_PASSWORD at its first start)." % (self.url, email, status, _detail_of(
+                                 json.dumps(body) if not isinstance(body, str) else body)))
+
+    def _expect(self, status, body, what):
+        if status != 200:
+            detail = _detail_of(json.dumps(body) if not isinstance(body, str) else body)
+            raise OpenWebUIError("Open-WebUI refused to %s: HTTP %s, %s." % (what, status, detail))
+        return body
+
+    def read(self):
+        status, body = self.call("GET", TOOL_SERVERS)
+        body = self._expect(status, body, "list its tool servers (GET %s)" % TOOL_SERVERS)
+        connections = body.get("TOOL_SERVER_CONNECTIONS") if isinstance(body, dict) else None
+        if connections is None:
+            connections = []
+        if not isinstance(connections, list):
+            raise OpenWebUIError("Open-WebUI's %s answered no list of connections." % TOOL_SERVERS)
+        return connections
+
+    def write(self, connections):
+        status, body = self.call("POST", TOOL_SERVERS, {"TOOL_SERVER_CONNECTIONS": connections})
+        self._expect(status, body, "save its tool servers (POST %s)" % TOOL_SERVERS)
+
+    def read_ollama(self):
+        """Open-WebUI's Ollama connections as its config store holds them (GET /ollama/config, admin)."""
+        status, body = self.call("GET", OLLAMA_CONFIG)
+        body = self._expect(status, body, "show its Ollama connections (GET %s)" % OLLAMA_CONFIG)
+        if not isinstance(body, dict) or not isinstance(body.get("OLLAMA_BASE_URLS", []), list):
+            raise OpenWebUIError("Open-WebUI's %s answered no list of Ollama URLs." % OLLAMA_CONFIG)
+        return body
+
+    def write_ollama(self, config):
+        """Replace the Ollama connections (POST /ollama/config/update: every field is written, so give them all)."""
+        status, body = self.call("POST", OLLAMA_CONFIG_UPDATE, config)
+        return self._expect(status, body, "save its Ollama connections (POST %s)" % OLLAMA_CONFIG_UPDATE)
+
+    def verify(self, connection):
+        status, body = self.call("POST", VERIFY, connection)
+        if status != 200 or not isinstance(body, dict) or not body.get("status"):
+            detail = _detail_of(json.dumps(body) if not isinstance(body, str) else body)
+            raise OpenWebUIError("Open-WebUI could not connect to MCP server %s at %s and list its tools: HTTP %s, %s."
+                                 % (connection_id(connection), connection.get("url"), status, detail))
+        return [spec.get("name") for spec in body.get("specs") or [] if isinstance(spec, dict)]

@@ -1,0 +1,40 @@
+# Copyright (c) 2026, homelab.core maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The part of a fake Open-WebUI 0.12.4 that the Open-WebUI modules' tests share: JSON answers, and the bearer
+check with the token and the 401 answer recorded from the real one (fixtures/open_webui/signin_ok.json,
+get_unauthenticated.json). Each test's handler adds the routes it serves; ``state`` holds what it records."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+
+
+class RecordedOpenWebUIHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    state = None
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+    def _answer(self, status, body):
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length)) if length else None
+
+    def _authorised(self):
+        token = self.state.recorded("signin_ok.json")["body"]["token"]
+        if self.headers.get("Authorization") != "Bearer " + token:
+            answer = self.state.recorded("get_unauthenticated.json")
+            self._answer(answer["status"], answer["body"])
+            return False
+        return True

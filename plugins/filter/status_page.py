@@ -35,7 +35,8 @@ options:
   _input:
     description:
       - The main stack as the page shows it (C(main_stack_status), handed over by the playbook), or C({}) for none.
-      - C(definition) the main stack's definition; C(gpu) its mode, reservation, gpu_count and gpu_node; C(probes)
+      - C(definition) the main stack's definition; C(gpu) its mode, reservation, gpu_count, gpu_node and ollama_instances
+        (how many Ollamas share the GPUs, one per GPU with the per_gpu layout); C(probes)
         a protocol (postgres or redis) and a port per service that has no HTTP probe; C(networks) the keys
         of the status networks in the definition.
     type: dict
@@ -95,6 +96,8 @@ def gpu_line(gpu):
                                      "(see the GPU layer's warning in the last run)")
     else:
         label, reason = "unknown", "the GPU decision was not handed to the status page"
+    if label in ("CDI", "NVIDIA runtime") and int(gpu.get("ollama_instances") or 0) > 1:
+        reason += "; one Ollama per GPU (homelab_ollama_gpu_layout per_gpu), each reserving its GPU alone"
     return {"mode": mode, "reservation": reservation, "gpu_count": count, "label": label, "reason": reason}
 
 
@@ -126,8 +129,9 @@ def main_services(status, bind_address):
             if spec.get("protocol") not in PROTOCOLS:
                 raise ValueError("probes.%s.protocol must be one of %s" % (name, ", ".join(PROTOCOLS)))
             row["probe"] = {"protocol": spec["protocol"], "host": name, "port": int(spec["port"])}
-        if name == "ollama" and not elsewhere and inside:
-            ollama = {"url": "http://ollama:%d" % inside}
+        # With one Ollama per GPU, the page asks the first one (GPU 0) for its models.
+        if (entry.get("instance_of") or name) == "ollama" and not elsewhere and inside and ollama is None:
+            ollama = {"url": "http://%s:%d" % (name, inside)}
         services.append(row)
     return services, ollama
 

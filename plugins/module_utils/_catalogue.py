@@ -42,6 +42,9 @@ Stack definition keys:
 ``tunnel``          true when a tunnel routes to the stack's services: every ``accounts`` entry is required
 ``accounts``        [{service, label, email, password, password_rule (n8n|coolify|basic), variables: {email,
                     password}}]: the admin account each service gets before its port opens
+``per_gpu``         {devices, active}: the GPU indices of the host's GPU decision, and whether each catalogue entry
+                    with ``per_gpu: true`` runs as one service per index (``split_per_gpu``); absent or no devices:
+                    every entry runs as it is
 
 Values in ``env`` and in config file contents may hold placeholders that are
 filled in last: ``<<secret:NAME>>`` (a secret's value) and ``<<port:SERVICE>>``
@@ -111,7 +114,110 @@ def resolve_services(stack):
         _given, missing = credentials_given(entry, inventory)
         if missing:
             entry["enabled"] = False
-    return services
+    return split_per_gpu(services, stack.get("per_gpu"), overrides)
+
+
+# --- One service per GPU ------------------------------------------------------------------
+
+PER_GPU_KEY = re.compile(r"^(.+)[-_]gpu(0|[1-9][0-9]*)$")
+
+
+def instance_name(name, device):
+    """The service that runs ``name`` on the GPU with index ``device`` alone: ollama-gpu0, ollama-gpu1, ..."""
+    return "%s-gpu%s" % (name, device)
+
+
+def instance_port(name, base, device, ports=None):
+    """The host port of ``name``'s instance on GPU ``device``: the inventory's override for the instance
+    (``ollama-gpu1`` or ``ollama_gpu1``), else the service's own port plus the GPU index; None without a port."""
+    wanted = instance_name(name, device)
+    for key, port in (ports.items() if isinstance(ports, dict) else []):
+        if str(key).replace("_", "-") == wanted:
+            return port
+    if base is None or isinstance(base, bool) or not isinstance(base, int):
+        return base
+    return base + int(device)
+
+
+def per_gpu_parent(key, services):
+    """The catalogue entry with ``per_gpu`` that an override key names an instance of (``ollama_gpu1``), or None."""
+    match = PER_GPU_KEY.match(str(key))
+    if not match:
+        return None
+    name = canonical_name(match.group(1), services)
+    return name if name is not None and _truthy((services.get(name) or {}).get("per_gpu", False)) else None
+
+
+def _instance_path(path, parents, device):
+    """A data path of the service moved into its instance's directory: ollama/models -> ollama/gpu0/models."""
+    for parent in parents:
+        if path == parent or path.startswith(parent + "/"):
+            return "%s/gpu%s%s" % (parent, device, path[len(parent):])
+    return path
+
+
+def _instance(name, entry, device, overrides):
+    """The copy of ``entry`` that runs on GPU ``device`` alone, with its own port, data directory and backup paths."""
+    instance = copy.deepcopy(entry)
+    instance.update(instance_of=name, gpu_device=str(device))
+    instance["port"] = instance_port(name, entry.get("port"), device, (overrides or {}).get("ports"))
+    parents = [item["path"] for item in entry.get("data") or []]
+    data = []
+    for item in entry.get("data") or []:
+        # The service's own directory stays, unmounted, as the parent of its instances' (it is the shared Ollama's):
+        # created as before, never emptied; the update's data rollback leaves it to the instances' paths.
+        data.append({key: value for key, value in item.items() if key != "target"})
+        data[-1]["instances_parent"] = True
+        data.append(dict(item, path=_instance_path(item["path"], parents, device)))
+    if data:
+        instance["data"] = data
+    backup = dict(instance.get("backup") or {})
+    for kind in ("models", "sqlite"):
+        if isinstance(backup.get(kind), list):
+            backup[kind] = [_instance_path(path, parents, device) for path in backup[kind]]
+    if backup:
+        instance["backup"] = backup
+    wanted = instance_name(name, device)
+    for key, override in ((overrides or {}).get("images") or {}).items():
+        if str(key).replace("_", "-") == wanted and isinstance(override, dict):
+            instance["image"] = dict(instance.get("image") or {}, **override)
+    return instance
+
+
+def split_per_gpu(services, per_gpu, overrides=None):
+    """``services`` with each entry that has ``per_gpu: true`` followed by one instance per GPU index of ``per_gpu``
+    (``{devices, active}``, the stack definition's): ``<name>-gpu<index>``, reserving that GPU alone (``gpu_device``),
+    on the entry's port plus the index (or the inventory's port for the instance), with its data under
+    ``<path>/gpu<index>``. Active, the entry itself is switched off and the services that depend on it depend on
+    every instance; inactive (the shared layout), the instances are switched off: their files go, their data stays.
+    """
+    per_gpu = per_gpu if isinstance(per_gpu, dict) else {}
+    devices = [str(device) for device in per_gpu.get("devices") or []]
+    if len(devices) < 2 or not any(_truthy(entry.get("per_gpu", False)) for entry in services.values()):
+        return services
+    active = _truthy(per_gpu.get("active", False))
+    result, split = {}, {}
+    for name, entry in services.items():
+        if not _truthy(entry.get("per_gpu", False)) or not entry.get("gpu"):
+            result[name] = entry
+            continue
+        result[name] = dict(entry, enabled=entry.get("enabled") and not active, split_into=[])
+        for device in devices:
+            instance = _instance(name, entry, device, overrides)
+            instance["enabled"] = bool(entry.get("enabled")) and active
+            result[instance_name(name, device)] = instance
+            result[name]["split_into"].append(instance_name(name, device))
+        if active:
+            split[name] = result[name]["split_into"]
+    for entry in result.values():
+        depends_on = entry.get("depends_on")
+        if isinstance(depends_on, dict) and any(other in split for other in depends_on):
+            rewritten = {}
+            for other, condition in depends_on.items():
+                for target in split.get(other, [other]):
+                    rewritten[target] = condition
+            entry["depends_on"] = rewritten
+    return result
 
 
 def credentials_given(entry, inventory):
@@ -577,7 +683,7 @@ def _override_problems(stack):
     if not isinstance(images, dict):
         return ["%s must be a mapping of service name to image fields (tag, repository, registry, digest)." % images_variable]
     for key, override in images.items():
-        name = canonical_name(key, services)
+        name = canonical_name(key, services) or per_gpu_parent(key, services)
         if name is None:
             problems.append("%s has an unknown service %r; the services are %s." % (images_variable, key, known))
             continue
@@ -608,10 +714,14 @@ def _override_problems(stack):
         return problems + ["%s must be a mapping of service name to host port." % ports_variable]
     for key in ports:
         name = canonical_name(key, services)
-        if name is None:
+        parent = per_gpu_parent(key, services) if name is None else None
+        if name is None and parent is None:
             problems.append("%s has an unknown service %r; the services are %s." % (ports_variable, key, known))
-        elif "port" not in services[name]:
+        elif "port" not in services[name or parent]:
             problems.append("%s.%s: that service publishes no port; remove the key." % (ports_variable, key))
+        elif parent is not None and ports[key] is not None and not _is_port(ports[key]):
+            # An instance that does not run on this host is not among the published ports below: its port is checked here.
+            problems.append("%s.%s is %r, which is not a port; give a whole number from 1 to 65535." % (ports_variable, key, ports[key]))
     return problems
 
 

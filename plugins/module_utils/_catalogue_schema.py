@@ -101,6 +101,10 @@ SCHEMA = {
         "port", "the port inside the container (default: `port`)",
     ),
     "gpu": _field("truthy", "reserve the GPU (nvidia or CDI, from the GPU decision)", null=True),
+    "per_gpu": _field(
+        "truthy", "with the stack's `per_gpu` active (two GPUs or more): one service per GPU, `<name>-gpu<index>`, each "
+        "reserving its GPU alone, on `port` + the index, its data under `<path>/gpu<index>`", null=True,
+    ),
     "user": _field(("int", "str"), "compose `user:`", null=True),
     "data": _field(
         "list", "directories under the data root, created in order; `target` mounts one", null=True,
@@ -467,6 +471,11 @@ def _combination_problems(name, entry, stack, say):
     if ok["fleet_port"] and entry["fleet_port"] and not has["port"]:
         problems.append(say("fleet_port", "is true, but the service has no port to publish on the private address; "
                                           "add port, or remove fleet_port."))
+    # Only a service that gets the GPU is split: split_per_gpu `if not _truthy(entry.get("per_gpu", False)) or not
+    # entry.get("gpu"): result[name] = entry`.
+    if ok["per_gpu"] and _truthy(entry["per_gpu"]) and not (ok["gpu"] and _truthy(entry["gpu"])):
+        problems.append(say("per_gpu", "is true, but the service does not get the GPU, so it is never split per GPU; "
+                                       "add gpu: true, or remove per_gpu."))
     # compose keys are copied first, then the engine sets its own over them:
     #   `service["logging"] = copy.deepcopy(LOGGING)` and, on a host with a GPU, `service["deploy"] = gpu_deploy(...)`
     if ok["compose"] and "logging" in entry["compose"]:

@@ -28,10 +28,16 @@ LABEL_CONFIG_HASH = "org.homelab.config-hash"
 LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 
 
-def gpu_deploy(gpu_reservation):
+def gpu_deploy(gpu_reservation, gpu_device=None):
+    """The compose `deploy` that reserves every GPU, or only the one with index ``gpu_device`` (a service split per GPU)."""
     if gpu_reservation == "cdi":
-        # compose requires capabilities for every device request, CDI ones too.
-        device = {"driver": "cdi", "device_ids": ["nvidia.com/gpu=all"], "capabilities": ["gpu"]}
+        # compose requires capabilities for every device request, CDI ones too. nvidia-ctk names each GPU's device by
+        # its index as well as `all` (its default device-name strategy).
+        wanted = "nvidia.com/gpu=%s" % ("all" if gpu_device is None else gpu_device)
+        device = {"driver": "cdi", "device_ids": [wanted], "capabilities": ["gpu"]}
+    elif gpu_device is not None:
+        # compose: count and device_ids exclude each other; the nvidia runtime reads the index as nvidia-smi numbers it.
+        device = {"driver": "nvidia", "device_ids": [str(gpu_device)], "capabilities": ["gpu"]}
     else:
         device = {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
     return {"resources": {"reservations": {"devices": [device]}}}
@@ -92,7 +98,7 @@ def compose_document(stack, services, values, gpu_reservation="none"):
             service[key] = copy.deepcopy(value)
         service["labels"] = dict(service.get("labels") or {}, **{LABEL_CONFIG_HASH: config_hash(stack, name, entry, values, services)})
         if entry.get("gpu") and uses_gpu(gpu_reservation):
-            service["deploy"] = gpu_deploy(gpu_reservation)
+            service["deploy"] = gpu_deploy(gpu_reservation, entry.get("gpu_device"))
         service["logging"] = copy.deepcopy(LOGGING)
         document["services"][name] = service
     # Only the networks an enabled service joins: an external one that no service here uses need not exist (the

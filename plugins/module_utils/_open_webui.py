@@ -20,6 +20,7 @@ Private to homelab.core. Written from Open-WebUI 0.12.4 (the PyPI wheel is the s
 from __future__ import annotations
 
 import copy
+import re
 
 FORBIDDEN_ID_CHARACTERS = (":", "|")
 
@@ -156,3 +157,41 @@ def public_view(connection, prefix):
         "enabled": bool(config.get("enable")),
         "managed": is_managed(connection, prefix),
     }
+
+
+# --- Ollama connections (routers/ollama.py at 0.12.4: GET /ollama/config, POST /ollama/config/update) -------------
+
+# The URL of an Ollama service of the main stack, as Open-WebUI's container reaches it on the compose network: the
+# shared one (ollama) or one GPU's (ollama-gpu0, ...). Open-WebUI's other Ollama connections are the admin's own.
+STACK_OLLAMA_URL = re.compile(r"^https?://ollama(-gpu(0|[1-9][0-9]*))?(:[0-9]+)?/?$")
+
+
+def ollama_plan(stored, wanted):
+    """(config to write, added URLs, removed URLs) that make Open-WebUI's Ollama connections hold the ``wanted`` URLs.
+
+    ``stored`` is what ``GET /ollama/config`` answers. A stored URL that names one of the main stack's Ollama services
+    but is not wanted (``http://ollama:11434`` after the switch to one Ollama per GPU) is removed; every other stored
+    URL stays where it is; wanted URLs missing are appended in order. Each kept URL keeps its settings
+    (``OLLAMA_API_CONFIGS`` is keyed by the URL's index, so the keys follow the URLs). ``ENABLE_OLLAMA_API`` is
+    written back as stored: the update stores whatever it is given, null included.
+    """
+    stored = stored if isinstance(stored, dict) else {}
+    urls = [url for url in stored.get("OLLAMA_BASE_URLS") or [] if isinstance(url, str)]
+    configs = stored.get("OLLAMA_API_CONFIGS") if isinstance(stored.get("OLLAMA_API_CONFIGS"), dict) else {}
+    kept, removed = [], []
+    for index, url in enumerate(urls):
+        if url in wanted or not STACK_OLLAMA_URL.match(url):
+            if url not in [item[1] for item in kept]:
+                kept.append((index, url))
+                continue
+        removed.append(url)
+    added = [url for url in wanted if url not in [item[1] for item in kept]]
+    new_urls = [url for _index, url in kept] + added
+    new_configs = {}
+    for position, (index, _url) in enumerate(kept):
+        if str(index) in configs:
+            new_configs[str(position)] = copy.deepcopy(configs[str(index)])
+    enable = stored.get("ENABLE_OLLAMA_API")
+    config = {"ENABLE_OLLAMA_API": enable if isinstance(enable, bool) else True, "OLLAMA_BASE_URLS": new_urls,
+              "OLLAMA_API_CONFIGS": new_configs}
+    return config, added, removed

@@ -64,7 +64,8 @@ def update_plan(stack, running, gpu_reservation="none"):
             "image": parse_reference(current) if current else None,
             "target_image": parse_reference(target),
             "tags_url": registry_url(parse_reference(target)),
-            "data_paths": [item["path"] for item in entry.get("data") or []],
+            # One GPU's Ollama (split_per_gpu) rolls back its own directory, not the one of every instance.
+            "data_paths": [item["path"] for item in entry.get("data") or [] if not item.get("instances_parent")],
             "database": "postgres" if "postgres" in backup else ("redis" if "redis" in backup else ""),
             "postgres_major": None,
         }

@@ -24,6 +24,14 @@ Sources (read December 2026):
 - NVIDIA: the Windows driver provides CUDA inside WSL2 as ``/usr/lib/wsl/lib/libcuda.so.1`` and no Linux driver may be
   installed in the distribution (docs.nvidia.com/cuda/wsl-user-guide); the toolkit's CDI ``wsl`` mode uses ``/dev/dxg``
   and ``/usr/lib/wsl/lib`` (NVIDIA/nvidia-container-toolkit v1.20.0 ``pkg/nvcdi/device-wsl.go``, ``driver-wsl.go``).
+- Docker Desktop's WSL integration links the distribution's ``/usr/bin/docker`` to
+  ``/mnt/wsl/docker-desktop/cli-tools/usr/bin/docker`` (github.com/docker/for-win/issues/6441, #14850, #5096) and serves
+  ``/var/run/docker.sock`` there through its proxy (docker/for-win#14686, a Docker maintainer's listing), the socket a
+  Docker Engine inside the distribution listens on too. ``/mnt/wsl`` is one tmpfs shared by every distribution of the
+  VM (microsoft/WSL 2.9.4 ``src/linux/init/main.cpp`` lines 72, 1265-1272), so only the link in this distribution's own
+  ``/usr/bin`` says that the integration is on here. Docker's docs ask to remove an Engine installed inside the
+  distribution before using Desktop: "Running both can cause conflicts" (docker/docs
+  ``content/manuals/desktop/features/wsl/_index.md`` lines 35-36, commit 02abccb5).
 """
 
 from __future__ import annotations
@@ -49,6 +57,12 @@ LINUX_LIBCUDA = (
     "/usr/lib64/libcuda.so.1",
 )
 ENVIRONMENT = ("WSL_DISTRO_NAME", "WSL_INTEROP")
+# Docker Desktop's WSL integration: the CLI link it puts in the distribution, and where that link points.
+DOCKER_CLI = "/usr/bin/docker"
+DOCKER_DESKTOP_SHARE = "/mnt/wsl/docker-desktop/"
+DOCKER_DESKTOP_CLI = DOCKER_DESKTOP_SHARE + "cli-tools/usr/bin/docker"
+# The Docker engines a WSL distribution can use (docker_wsl_engine of role homelab.core.docker).
+DOCKER_ENGINES = ("native", "desktop")
 
 # The largest /etc/wsl.conf the probe reads; the proc files are one line.
 MAX_CONF_SIZE = 65536
@@ -65,7 +79,7 @@ def paths_to_read():
     return {
         "contents": [OSRELEASE, PROC_VERSION, PID1_COMM, WSL_CONF],
         "exists": list(INTEROP_BINFMTS) + [RUN_SYSTEMD, SBIN_INIT, DEV_DXG, WSL_NVIDIA_SMI, WSL_LIBCUDA, WSL_LIBDXCORE]
-        + list(LINUX_LIBCUDA),
+        + list(LINUX_LIBCUDA) + [DOCKER_CLI, DOCKER_DESKTOP_CLI],
         "environment": list(ENVIRONMENT),
     }
 
@@ -314,14 +328,62 @@ def detect(reads):
         "linux_driver_files": linux_driver,
         "cdi_mode": "wsl" if is_wsl and version == 2 and dxg else None,
     }
-    return facts, _problems(facts, exists) if is_wsl else []
+    facts.update(_docker_desktop(exists) if is_wsl else _docker_desktop({}))
+    # Where /etc/wsl.conf sets boot.systemd itself (its value and line), for the fix of systemd_off.
+    systemd_line = parse_wsl_conf(conf_text)[0].get("boot.systemd") if is_wsl else None
+    return facts, _problems(facts, exists, systemd_line) if is_wsl else []
+
+
+def _docker_desktop(exists):
+    """Whether Docker Desktop's WSL integration is on in this distribution, from its CLI link."""
+    kind = exists.get(DOCKER_CLI) or ""
+    target = kind[len("link:"):] if kind.startswith("link:") else ""
+    integrated = target.startswith(DOCKER_DESKTOP_SHARE)
+    return {
+        "docker_desktop_integration": integrated,
+        "docker_desktop_cli": target if integrated else None,
+        "docker_desktop_cli_present": integrated and _present(exists.get(DOCKER_DESKTOP_CLI)),
+    }
+
+
+def docker_engine_problems(facts, engine):
+    """The problems of the Docker engine chosen for a WSL2 distribution (``native`` or ``desktop``), each one sentence
+    that names ``docker_wsl_engine`` and the fix; none on a host that is not WSL2."""
+    if engine not in DOCKER_ENGINES:
+        raise ValueError("unknown Docker engine %r; expected one of %s" % (engine, ", ".join(DOCKER_ENGINES)))
+    if not facts["wsl"] or facts["version"] != 2:
+        return []
+    if engine == "native" and facts["docker_desktop_integration"]:
+        return [{
+            "code": "docker_desktop_conflict",
+            "kind": "prerequisite",
+            "msg": "Docker Desktop's WSL integration is on in this distribution (%s links to %s) while docker_wsl_engine is"
+                   " native, so a Docker Engine installed here and Docker Desktop would fight over /var/run/docker.sock:"
+                   " set docker_wsl_engine: desktop to use Docker Desktop's engine, or turn this distribution off in"
+                   " Docker Desktop's Settings > Resources > WSL Integration and remove the link it leaves ('sudo rm %s')."
+                   % (DOCKER_CLI, facts["docker_desktop_cli"], DOCKER_CLI),
+        }]
+    if engine == "desktop" and not facts["docker_desktop_cli_present"]:
+        if facts["docker_desktop_integration"]:
+            found = "%s links to %s, which does not exist (Docker Desktop is not running, or pauses in Resource Saver)" % (
+                DOCKER_CLI, facts["docker_desktop_cli"])
+        else:
+            found = "%s is not Docker Desktop's link into %s" % (DOCKER_CLI, DOCKER_DESKTOP_SHARE)
+        return [{
+            "code": "docker_desktop_missing",
+            "kind": "prerequisite",
+            "msg": "docker_wsl_engine is desktop but Docker Desktop's docker CLI is not in this distribution (%s): start"
+                   " Docker Desktop on Windows and turn this distribution on in its Settings > Resources > WSL"
+                   " Integration, or set docker_wsl_engine: native to install Docker Engine here." % found,
+        }]
+    return []
 
 
 def _distro_arg(distro):
     return distro if distro else "<distro>"
 
 
-def _problems(facts, exists):
+def _problems(facts, exists, systemd_line=None):
     problems = []
     distro = _distro_arg(facts["distro"])
     if facts["version"] == 1:
@@ -335,7 +397,7 @@ def _problems(facts, exists):
         return problems
 
     if not facts["systemd"]:
-        problems.append(_systemd_problem(facts, exists, distro))
+        problems.append(_systemd_problem(facts, exists, distro, systemd_line))
 
     if facts["linux_driver_files"]:
         problems.append({
@@ -369,10 +431,15 @@ def _problems(facts, exists):
     return problems
 
 
-def _systemd_problem(facts, exists, distro):
+def _systemd_problem(facts, exists, distro, systemd_line):
     conf = facts["wsl_conf"]
     stopped = [warning for warning in facts["wsl_conf_warnings"] if "everything after it" in warning]
-    if conf["boot.systemd"] and not _present(exists.get(SBIN_INIT)):
+    if not conf["boot.systemd"] and systemd_line is not None:
+        # The first occurrence of a key wins, so adding systemd=true below this line would change nothing.
+        msg = ("%s line %d sets systemd=%s in its [boot] section, so WSL starts this distribution without systemd,"
+               " which Docker and the GPU layer need: change that line to systemd=true, then run 'wsl --shutdown'"
+               " from Windows and open the distribution again." % (WSL_CONF, systemd_line[1], systemd_line[0]))
+    elif conf["boot.systemd"] and not _present(exists.get(SBIN_INIT)):
         msg = ("/etc/wsl.conf asks for systemd but /sbin/init does not exist, so WSL starts without it: install"
                " systemd-sysv (it provides /sbin/init), then run 'wsl --terminate %s' from Windows." % distro)
     elif conf["boot.systemd"]:
@@ -404,4 +471,6 @@ def summary(facts):
     parts.append("systemd %s" % ("on" if facts["systemd"] else "off"))
     if facts["version"] == 2:
         parts.append("GPU %s" % ("shared from Windows (/dev/dxg)" if facts["gpu_paravirtualized"] else "not shared"))
+        if facts["docker_desktop_integration"]:
+            parts.append("Docker Desktop's WSL integration on")
     return _SUMMARY_SPACES.sub(" ", ", ".join(parts))

@@ -37,7 +37,7 @@ options:
     elements: str
     default: []
   ollama_problem:
-    description: The problem of C(ollama_models), or empty (the C(homelab.core.ollama_models_plan) filter).
+    description: The problem of C(ollama_models) or C(ollama_gpu_probe_model), or empty (the C(homelab.core.ollama_models_plan) filter).
     type: str
     default: ""
   backup:

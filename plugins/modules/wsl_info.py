@@ -16,12 +16,15 @@ description:
   - Reads the kernel release (C(/proc/sys/kernel/osrelease)), C(/proc/version), PID 1's name, C(/etc/wsl.conf), the
     environment variables C(WSL_DISTRO_NAME) and C(WSL_INTEROP), and looks (without following links) at the WSL
     interop binfmt_misc entries, C(/run/systemd/system), C(/sbin/init), C(/dev/dxg), C(/usr/lib/wsl/lib) and the places
-    where a Linux NVIDIA driver package puts C(libcuda.so.1).
+    where a Linux NVIDIA driver package puts C(libcuda.so.1), C(/usr/bin/docker) and
+    C(/mnt/wsl/docker-desktop/cli-tools/usr/bin/docker) (Docker Desktop's WSL integration).
   - Tells WSL1 (a kernel release with an upper-case C(Microsoft), such as C(4.4.0-19041-Microsoft)) from WSL2
     (C(-microsoft-standard-WSL2)), and parses C(/etc/wsl.conf) the way WSL's init does.
   - Every problem is returned in RV(problems), one sentence that names the fix. Problems of kind V(prerequisite) (WSL1,
     systemd off, a Linux NVIDIA driver inside the distribution) stop the homelab; problems of kind V(gpu) (no
     C(/dev/dxg), no NVIDIA driver on Windows) matter only when a GPU is wanted. The module never fails on a problem.
+  - With O(docker_engine), a Docker engine that cannot work in this WSL2 distribution is a problem of kind V(prerequisite)
+    too (V(docker_desktop_conflict), V(docker_desktop_missing)).
   - Reads nothing else and changes nothing. On a host that is not WSL it returns RV(wsl.wsl=false) and no problems.
 attributes:
   check_mode:
@@ -33,12 +36,34 @@ attributes:
   idempotent:
     support: full
     description: A probe, the same answer on every run of an unchanged host.
-options: {}
+options:
+  docker_engine:
+    description:
+      - The Docker engine chosen for a WSL2 distribution (C(docker_wsl_engine) of role C(homelab.core.docker)).
+      - V(native) (Docker Engine installed in the distribution) is a problem when Docker Desktop's WSL integration is on
+        here, since both would serve C(/var/run/docker.sock); V(desktop) is a problem when Docker Desktop's docker CLI is
+        not in the distribution. Not read on a host that is not WSL2.
+    type: str
+    choices: [native, desktop]
+    default: native
+  root:
+    description:
+      - B(For tests only.) Read every path under this directory instead of C(/), for example
+        C(<root>/proc/sys/kernel/osrelease), so that a test can give a container a stand-in WSL host (a container cannot
+        have files of its own in C(/proc)). The environment variables are still the module's own.
+      - Leave it at C(/) on real hosts.
+    type: path
+    default: /
 """
 
 EXAMPLES = r"""
 - name: Look at WSL
   homelab.core.wsl_info:
+  register: wsl
+
+- name: Look at WSL, with Docker Desktop's engine chosen
+  homelab.core.wsl_info:
+    docker_engine: desktop
   register: wsl
 
 - name: Refuse a WSL distribution that cannot run the homelab
@@ -111,6 +136,16 @@ wsl:
       description: V(wsl) when the CDI spec must be generated in WSL mode (C(nvidia-ctk cdi generate --mode=wsl)), else
         null.
       type: str
+    docker_desktop_integration:
+      description: Whether Docker Desktop's WSL integration is on in this distribution (C(/usr/bin/docker) links into
+        C(/mnt/wsl/docker-desktop/)).
+      type: bool
+    docker_desktop_cli:
+      description: Where Docker Desktop's C(/usr/bin/docker) link points; null without the integration.
+      type: str
+    docker_desktop_cli_present:
+      description: Whether that link's target exists, that is Docker Desktop runs and shares its CLI tools.
+      type: bool
   sample:
     wsl: true
     version: 2
@@ -119,6 +154,7 @@ wsl:
     systemd: true
     gpu_paravirtualized: true
     cdi_mode: wsl
+    docker_desktop_integration: false
 problems:
   description: Every problem found, each one sentence that names the fix.
   returned: always
@@ -126,7 +162,8 @@ problems:
   elements: dict
   contains:
     code:
-      description: V(wsl1), V(systemd_off), V(linux_driver_inside_wsl), V(no_dxg) or V(no_wsl_nvidia_driver).
+      description: V(wsl1), V(systemd_off), V(linux_driver_inside_wsl), V(docker_desktop_conflict),
+        V(docker_desktop_missing), V(no_dxg) or V(no_wsl_nvidia_driver).
       type: str
     kind:
       description: V(prerequisite) (refuse the run) or V(gpu) (only when a GPU is wanted).
@@ -192,18 +229,36 @@ def kind_of(path):
     return _KINDS.get(stat.S_IFMT(st.st_mode), "other")
 
 
-def probe():
+def under(root, path):
+    """``path`` (absolute) read under ``root``: the path itself when ``root`` is ``/``."""
+    return os.path.join(root, path.lstrip("/"))
+
+
+def probe(root="/"):
+    """What the paths of ``_wsl.paths_to_read()`` hold under ``root``, keyed by their own (absolute) names."""
     wanted = _wsl.paths_to_read()
     return {
-        "contents": {path: read_text(path, _wsl.MAX_CONF_SIZE) for path in wanted["contents"]},
-        "exists": {path: kind_of(path) for path in wanted["exists"]},
+        "contents": {path: read_text(under(root, path), _wsl.MAX_CONF_SIZE) for path in wanted["contents"]},
+        "exists": {path: kind_of(under(root, path)) for path in wanted["exists"]},
         "environment": {name: os.environ.get(name) for name in wanted["environment"]},
     }
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    facts, problems = _wsl.detect(probe())
+    module = AnsibleModule(
+        argument_spec={
+            "docker_engine": {"type": "str", "choices": list(_wsl.DOCKER_ENGINES), "default": "native"},
+            "root": {"type": "path", "default": "/"},
+        },
+        supports_check_mode=True,
+    )
+    root = module.params["root"]
+    if not os.path.isabs(root):
+        module.fail_json(msg="root must be an absolute path (it is for tests only; leave it at /), got %s." % root)
+    facts, problems = _wsl.detect(probe(root))
+    # The refusals first, as detect() orders them.
+    problems = sorted(problems + _wsl.docker_engine_problems(facts, module.params["docker_engine"]),
+                      key=lambda problem: problem["kind"] != "prerequisite")
     module.exit_json(changed=False, wsl=facts, problems=problems, summary=_wsl.summary(facts))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -126,6 +127,64 @@ def test_bad_input_fails_in_the_first_play_before_anything_changes(host, extra_v
     assert "TASK [Gathering Facts]" not in output
     for secret in (NOT_A_TOKEN, "rename-command", "with spaces"):
         assert secret not in folded
+    assert_still_fresh(host)
+
+
+# --- WSL distributions that cannot run the homelab, refused before anything changes -----------
+# A container cannot have WSL's /proc files, so each case gives wsl_info a stand-in root to read
+# instead of / (homelab_wsl_probe_root, for tests only), written by tests/stand-ins/wsl/make-probe-root.sh.
+
+WSL_ROOTS = "/root/homelab-standin-wsl"
+
+
+@pytest.fixture(scope="module")
+def stand_in_wsl_root(host):
+    """Write a stand-in WSL root of a kind on the target (once each); every one is removed at the end."""
+    with open(os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "stand-ins", "wsl", "make-probe-root.sh"),
+              "rb") as stream:
+        script = base64.b64encode(stream.read()).decode("ascii")
+    host.check_output("mkdir -p %s && echo %s | base64 -d > %s/make-probe-root.sh" % (WSL_ROOTS, script, WSL_ROOTS))
+    made = {}
+
+    def _make(kind):
+        if kind not in made:
+            made[kind] = "%s/%s" % (WSL_ROOTS, kind)
+            host.check_output("sh %s/make-probe-root.sh %s %s" % (WSL_ROOTS, kind, made[kind]))
+        return made[kind]
+
+    yield _make
+    host.check_output("rm -rf %s" % WSL_ROOTS)
+
+
+@pytest.mark.parametrize(
+    "kind, extra_vars, sentence",
+    [
+        ("wsl2-systemd-off", {},
+         "/etc/wsl.conf line 3 sets systemd=false in its [boot] section, so WSL starts this distribution without "
+         "systemd, which Docker and the GPU layer need: change that line to systemd=true, then run 'wsl --shutdown' "
+         "from Windows and open the distribution again."),
+        ("wsl1", {},
+         "This is a WSL1 distribution (kernel release 4.4.0-19041-Microsoft), which has no Linux kernel for Docker or "
+         "the GPU: convert it from Windows with 'wsl --set-version <distro> 2'"),
+        # Docker Engine installed here and Docker Desktop's integration would both serve /var/run/docker.sock.
+        ("wsl2-docker-desktop", {},
+         "Docker Desktop's WSL integration is on in this distribution (/usr/bin/docker links to "
+         "/mnt/wsl/docker-desktop/cli-tools/usr/bin/docker) while docker_wsl_engine is native,"),
+        ("wsl2", {"docker_wsl_engine": "desktop"},
+         "docker_wsl_engine is desktop but Docker Desktop's docker CLI is not in this distribution"),
+        ("wsl2", {"docker_wsl_engine": "podman"},
+         "docker_wsl_engine is 'podman', which role docker does not know; choose one of native, desktop."),
+    ],
+    ids=["wsl-systemd-off", "wsl1", "wsl-native-beside-docker-desktop", "wsl-desktop-without-docker-desktop",
+         "wsl-unknown-engine"],
+)
+def test_a_wsl_distribution_that_cannot_run_the_homelab_is_refused_in_the_first_play(host, stand_in_wsl_root, kind,
+                                                                                     extra_vars, sentence):
+    extra = dict(extra_vars, homelab_wsl_probe_root=stand_in_wsl_root(kind))
+    rc, output = run_site("-e", json.dumps(extra))
+    assert_refused(rc, output, host.backend.host, sentence)
+    assert "PLAY [Install and configure Docker Engine" not in output
+    assert "TASK [Gathering Facts]" not in output
     assert_still_fresh(host)
 
 

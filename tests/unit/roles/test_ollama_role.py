@@ -81,3 +81,47 @@ def test_a_bad_entry_is_refused_before_any_model_changes(ollama):
     assert result["rc"] != 0 and result["failed"] == 1 and result["changed"] == 0
     assert "ollama_models entry 2" in result["stdout"] and "unknown key(s) tag" in result["stdout"]
     assert installed(url) == []
+
+
+@pytest.fixture
+def two_ollamas(tmp_path):
+    """Two stand-ins, as the main stack publishes one Ollama per GPU, and the GPU decision of a host with two GPUs."""
+    (tmp_path / "gpu0").mkdir()
+    (tmp_path / "gpu1").mkdir()
+    fact = tmp_path / "homelab_gpu.fact"
+    fact.write_text(json.dumps({"mode": "required", "reservation": "cdi", "gpu_count": 2}))
+    for first in run_ollama_standin(tmp_path / "gpu0" / "models", tmp_path / "gpu0"):
+        for second in run_ollama_standin(tmp_path / "gpu1" / "models", tmp_path / "gpu1"):
+            yield [first, second], tmp_path, str(fact)
+
+
+def per_gpu_play(two_ollamas, **variables):
+    urls, tmp_path, fact = two_ollamas
+    ports = {"ollama_gpu0": int(urls[0].rsplit(":", 1)[1]), "ollama_gpu1": int(urls[1].rsplit(":", 1)[1])}
+    return play(("unused", tmp_path), homelab_ollama_gpu_layout="per_gpu", homelab_gpu_fact_path=fact,
+                main_stack_ports=ports, **variables)
+
+
+def test_per_gpu_pulls_into_each_gpus_ollama_what_its_entries_name_and_prunes_each(two_ollamas):
+    urls = two_ollamas[0]
+    models = ["llama3.2", {"name": "qwen2.5-coder:7b", "instances": ["gpu1"]}]
+    first = per_gpu_play(two_ollamas, ollama_models=models)
+    assert first["rc"] == 0 and first["changed"] == 1, first["stdout"]
+    assert "llama3.2:latest (present) on gpu0" in first["stdout"]
+    assert installed(urls[0]) == ["llama3.2:latest"]
+    assert installed(urls[1]) == ["llama3.2:latest", "qwen2.5-coder:7b"]
+    again = per_gpu_play(two_ollamas, ollama_models=models)
+    assert again["rc"] == 0 and again["changed"] == 0, again["stdout"]
+
+    pruned = per_gpu_play(two_ollamas, ollama_models=[{"name": "llama3.2", "instances": ["gpu0"]}], ollama_models_prune=True)
+    assert pruned["rc"] == 0 and pruned["changed"] == 1
+    assert installed(urls[0]) == ["llama3.2:latest"] and installed(urls[1]) == []
+
+
+def test_per_gpu_refuses_an_ollama_the_host_does_not_run_before_any_model_changes(two_ollamas):
+    urls = two_ollamas[0]
+    result = per_gpu_play(two_ollamas, ollama_models=["llama3.2", {"name": "mistral", "instances": ["gpu2"]}])
+    assert result["rc"] != 0 and result["failed"] == 1 and result["changed"] == 0
+    assert "ollama_models entry 2 (mistral:latest) names gpu2, which this host does not run: its Ollamas are gpu0, gpu1" \
+        in " ".join(result["stdout"].split())
+    assert installed(urls[0]) == [] and installed(urls[1]) == []

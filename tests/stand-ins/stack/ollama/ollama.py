@@ -20,11 +20,15 @@ The command line supports `ollama --version`, `ollama list`, `ollama pull`,
 `ollama rm` and `ollama serve`. Like the real image there is no curl here,
 so a health check has to use `ollama list` or `ollama --version`.
 
-Where a "loaded" model runs is chosen by the test, not found out: the file
+Where a "loaded" model runs is chosen, not found out: the file
 $OLLAMA_MODELS/standin-offload (read at each generate, so `docker exec` can
-change it), else $OLLAMA_STANDIN_OFFLOAD, holds `full` (default: size_vram ==
-size), `partial` (60% in VRAM) or `cpu` (size_vram 0); a loaded model keeps
-its placement until it is unloaded (empty prompt, keep_alive 0). Response shapes follow
+change it), else $OLLAMA_STANDIN_OFFLOAD, holds `full` (size_vram == size),
+`partial` (60% in VRAM) or `cpu` (size_vram 0). Without either: `full` when
+Docker handed the container a GPU (NVIDIA_VISIBLE_DEVICES from its nvidia device
+driver, or the gpu-sim stand-in CDI spec's HOMELAB_STANDIN_CDI_GPU), else `cpu`,
+as a real Ollama without a GPU runs on the CPU (this image sets neither variable
+itself). A loaded model keeps its placement until it is unloaded (empty prompt,
+keep_alive 0). Response shapes follow
 ollama v0.32.15: api/types.go GenerateResponse (891-930) with Metrics
 (557-564), ProcessModelResponse (835-844); server/routes.go GenerateHandler
 (404 for a model that is not installed, 279-282; "load"/"unload" for an empty
@@ -160,10 +164,18 @@ def chat(handler):
                  "done": True, "done_reason": "stop", "prompt_eval_count": 1, "eval_count": 1}
 
 
+def gpu_handed_over():
+    """Whether Docker gave this container a GPU: its nvidia device driver sets NVIDIA_VISIBLE_DEVICES to the
+    requested IDs (moby daemon/nvidia_linux.go), the gpu-sim stand-in CDI spec sets HOMELAB_STANDIN_CDI_GPU."""
+    visible = os.environ.get("NVIDIA_VISIBLE_DEVICES", "")
+    return bool(os.environ.get("HOMELAB_STANDIN_CDI_GPU")) or visible not in ("", "void", "none")
+
+
 def offload_choice():
     """The share of a loaded model that the stand-in reports in VRAM (see the module docstring)."""
     path = models_dir() / "standin-offload"
-    choice = (path.read_text().strip() if path.is_file() else os.environ.get("OLLAMA_STANDIN_OFFLOAD", "")) or "full"
+    choice = (path.read_text().strip() if path.is_file() else os.environ.get("OLLAMA_STANDIN_OFFLOAD", "")) or (
+        "full" if gpu_handed_over() else "cpu")
     if choice not in OFFLOAD_VRAM_SHARE:
         raise BadRequest(f"STAND-IN: offload choice {choice!r} is not one of full, partial, cpu")
     return OFFLOAD_VRAM_SHARE[choice]

@@ -63,6 +63,8 @@ def main_stack():
     return role_stack("main", lambda _defaults, _variables: {
         "{{ main_stack_coolify_enabled }}": True,
         "{{ homelab_cloudflared_tunnel_token | length > 0 }}": True,
+        # Ollama's memory settings that the inventory sets (none by default).
+        "{{ __main_stack_ollama_settings.env }}": {"OLLAMA_KEEP_ALIVE": "30m"},
     })
 
 

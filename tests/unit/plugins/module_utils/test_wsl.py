@@ -159,6 +159,23 @@ def test_systemd_off_without_wsl_conf():
     assert "'[boot]' and 'systemd=true'" in msg and "/etc/wsl.conf" in msg and "'wsl --shutdown'" in msg
 
 
+@pytest.mark.parametrize("conf, line, value", [
+    ("[boot]\nsystemd=false\n", 2, "false"),
+    ("[boot]\nsystemd = 0\n", 2, "0"),
+    ("[boot]\nsystemd=yes\n", 2, "yes"),
+    # The first occurrence wins: adding systemd=true below would change nothing, so the fix names line 2.
+    ("# mine\n[boot]\nsystemd=false\nsystemd=true\n", 3, "false"),
+])
+def test_systemd_switched_off_in_wsl_conf_names_its_line(conf, line, value):
+    facts, problems = _wsl.detect(reads(comm="init\n", conf=conf, exists={_wsl.RUN_SYSTEMD: None}))
+    assert facts["wsl_conf"]["boot.systemd"] is False
+    assert codes(problems) == ["systemd_off"]
+    assert problems[0]["msg"] == (
+        "/etc/wsl.conf line %d sets systemd=%s in its [boot] section, so WSL starts this distribution without systemd,"
+        " which Docker and the GPU layer need: change that line to systemd=true, then run 'wsl --shutdown' from Windows"
+        " and open the distribution again." % (line, value))
+
+
 def test_systemd_set_but_not_restarted():
     facts, problems = _wsl.detect(reads(comm="init\n", exists={_wsl.RUN_SYSTEMD: None}))
     assert facts["wsl_conf"]["boot.systemd"] is True
@@ -322,3 +339,72 @@ def test_probe_on_this_machine_is_consistent():
     assert set(probed["contents"]) == set(_wsl.paths_to_read()["contents"])
     assert isinstance(facts["wsl"], bool)
     assert facts["wsl"] or problems == []
+
+
+# --- Docker Desktop's WSL integration and docker_wsl_engine -----------------------------------------------------------
+
+# docker/for-win#6441: the link Docker Desktop's WSL integration puts in the distribution.
+DESKTOP_LINK = "link:/mnt/wsl/docker-desktop/cli-tools/usr/bin/docker"
+
+
+def test_no_docker_desktop_on_a_fresh_distribution():
+    facts, _problems = _wsl.detect(reads())
+    assert facts["docker_desktop_integration"] is False
+    assert facts["docker_desktop_cli"] is None and facts["docker_desktop_cli_present"] is False
+    assert _wsl.docker_engine_problems(facts, "native") == []
+
+
+def test_docker_engine_installed_in_the_distribution_is_no_integration():
+    facts, _problems = _wsl.detect(reads(exists={_wsl.DOCKER_CLI: "file"}))
+    assert facts["docker_desktop_integration"] is False
+    assert _wsl.docker_engine_problems(facts, "native") == []
+
+
+def test_docker_desktop_integration_with_native_engine_is_refused():
+    facts, problems = _wsl.detect(reads(exists={_wsl.DOCKER_CLI: DESKTOP_LINK, _wsl.DOCKER_DESKTOP_CLI: "file"}))
+    assert problems == []
+    assert facts["docker_desktop_integration"] is True and facts["docker_desktop_cli_present"] is True
+    assert facts["docker_desktop_cli"] == "/mnt/wsl/docker-desktop/cli-tools/usr/bin/docker"
+    assert _wsl.summary(facts).endswith("GPU shared from Windows (/dev/dxg), Docker Desktop's WSL integration on")
+    engine = _wsl.docker_engine_problems(facts, "native")
+    assert codes(engine) == ["docker_desktop_conflict"] and engine[0]["kind"] == "prerequisite"
+    msg = engine[0]["msg"]
+    assert msg.startswith("Docker Desktop's WSL integration is on in this distribution (/usr/bin/docker links to"
+                          " /mnt/wsl/docker-desktop/cli-tools/usr/bin/docker) while docker_wsl_engine is native,")
+    assert "/var/run/docker.sock" in msg and "set docker_wsl_engine: desktop" in msg
+    assert "Settings > Resources > WSL Integration" in msg and msg.count(". ") == 0 and msg.endswith(".")
+    assert _wsl.docker_engine_problems(facts, "desktop") == []
+
+
+def test_desktop_engine_without_docker_desktop_is_refused():
+    facts, _problems = _wsl.detect(reads())
+    engine = _wsl.docker_engine_problems(facts, "desktop")
+    assert codes(engine) == ["docker_desktop_missing"]
+    assert engine[0]["msg"].startswith("docker_wsl_engine is desktop but Docker Desktop's docker CLI is not in this"
+                                       " distribution (/usr/bin/docker is not Docker Desktop's link into"
+                                       " /mnt/wsl/docker-desktop/):")
+    assert engine[0]["msg"].endswith("or set docker_wsl_engine: native to install Docker Engine here.")
+
+
+def test_desktop_engine_with_a_dangling_link_is_refused():
+    # docker/for-win#6441: the link stays when Docker Desktop's share is empty.
+    facts, _problems = _wsl.detect(reads(exists={_wsl.DOCKER_CLI: DESKTOP_LINK}))
+    assert facts["docker_desktop_integration"] is True and facts["docker_desktop_cli_present"] is False
+    engine = _wsl.docker_engine_problems(facts, "desktop")
+    assert codes(engine) == ["docker_desktop_missing"]
+    assert "which does not exist (Docker Desktop is not running, or pauses in Resource Saver)" in engine[0]["msg"]
+
+
+@pytest.mark.parametrize("osrelease", [DEBIAN_RELEASE, WSL1_RELEASE])
+def test_docker_engine_is_not_judged_outside_wsl2(osrelease):
+    facts, _problems = _wsl.detect(reads(osrelease=osrelease, env={},
+                                         exists={_wsl.INTEROP_BINFMTS[0]: None, _wsl.WSL_LIBDXCORE: None,
+                                                 _wsl.DOCKER_CLI: DESKTOP_LINK}))
+    assert _wsl.docker_engine_problems(facts, "native") == []
+    assert _wsl.docker_engine_problems(facts, "desktop") == []
+
+
+def test_unknown_docker_engine_is_a_programming_error():
+    facts, _problems = _wsl.detect(reads())
+    with pytest.raises(ValueError):
+        _wsl.docker_engine_problems(facts, "podman")

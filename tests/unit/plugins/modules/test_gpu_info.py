@@ -351,6 +351,21 @@ def test_wsl2(run, host):
     assert result["problems"] == []
 
 
+def test_wsl2_recorded_590_table(run, host):
+    """The 590 driver's table (github.com/AlexsJones/llmfit/issues/52), which molecule wsl-sim's stand-in replays."""
+    host.driver("smi_wsl_rtx5080", path=WSL_SMI)
+    for node in NATIVE_NODES:
+        os.remove(os.path.join(host.root, "dev", node))
+    host.dev("dxg")
+    result = run(check_toolkit=False, check_docker=False)
+    assert result["usable"] is True and result["problems"] == []
+    assert result["driver"] == {"present": True, "path": WSL_SMI, "version": "591.86", "cuda_version": "13.1", "wsl": True}
+    assert result["gpus"] == [{
+        "index": 0, "name": "NVIDIA GeForce RTX 5080", "uuid": "GPU-7c1e4b92-3a58-d6f0-2b94-e81a5c0d3f67",
+        "memory_total_mib": 16303, "memory_used_mib": 1138, "mig_mode": None, "compute_capability": "12.0",
+    }]
+
+
 def test_probe_success(run, host):
     host.healthy()
     host.add(PROBE_RUNTIME, "probe_rtx4090_ok")

@@ -16,6 +16,7 @@ import socket
 import time
 import urllib.error
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.homelab.core.plugins.module_utils._answers import answer_message
@@ -32,6 +33,15 @@ TOOL_SERVERS = "/api/v1/configs/tool_servers"
 VERIFY = "/api/v1/configs/tool_servers/verify"
 OLLAMA_CONFIG = "/ollama/config"
 OLLAMA_CONFIG_UPDATE = "/ollama/config/update"
+
+
+def admin_module(**more):
+    """The AnsibleModule of an Open-WebUI module: the shared options (admin_argument_spec) and its own ``more``,
+    with check mode, and the timeout checked."""
+    module = AnsibleModule(argument_spec=admin_argument_spec(**more), supports_check_mode=True)
+    if module.params["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a positive number of seconds.")
+    return module
 
 
 def admin_argument_spec(**more):

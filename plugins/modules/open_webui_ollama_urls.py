@@ -86,10 +86,8 @@ removed:
   sample: [http://ollama:11434]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import ollama_plan
-from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_argument_spec
+from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_module
 
 
 def run(module):
@@ -117,15 +115,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=admin_argument_spec(
-            urls=dict(type="list", elements="str", required=True),
-        ),
-        supports_check_mode=True,
-    )
-    if module.params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds.")
-    run(module)
+    run(admin_module(urls=dict(type="list", elements="str", required=True)))
 
 
 if __name__ == "__main__":

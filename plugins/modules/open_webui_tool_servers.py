@@ -155,8 +155,6 @@ tools:
   sample: {homelab-x-mcp: [get_user, post_tweet]}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     check_wanted,
     connection_id,
@@ -164,7 +162,7 @@ from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     plan,
     public_view,
 )
-from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_argument_spec
+from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_module
 
 
 def run(module):
@@ -205,25 +203,19 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=admin_argument_spec(
-            connections=dict(type="list", elements="dict", required=True, options=dict(
-                id=dict(type="str", required=True),
-                name=dict(type="str"),
-                description=dict(type="str", default=""),
-                url=dict(type="str", required=True),
-                key=dict(type="str", no_log=True),
-            )),
+    run(admin_module(
+        connections=dict(type="list", elements="dict", required=True, options=dict(
+            id=dict(type="str", required=True),
+            name=dict(type="str"),
+            description=dict(type="str", default=""),
+            url=dict(type="str", required=True),
             key=dict(type="str", no_log=True),
-            id_prefix=dict(type="str", default="homelab-"),
-            access_grants=dict(type="list", elements="dict"),
-            verify=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    if module.params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be a positive number of seconds.")
-    run(module)
+        )),
+        key=dict(type="str", no_log=True),
+        id_prefix=dict(type="str", default="homelab-"),
+        access_grants=dict(type="list", elements="dict"),
+        verify=dict(type="bool", default=False),
+    ))
 
 
 if __name__ == "__main__":

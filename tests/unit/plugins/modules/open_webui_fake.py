@@ -9,7 +9,8 @@ get_unauthenticated.json). Each test's handler adds the routes it serves; ``stat
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class RecordedOpenWebUIHandler(BaseHTTPRequestHandler):
@@ -38,3 +39,14 @@ class RecordedOpenWebUIHandler(BaseHTTPRequestHandler):
             self._answer(answer["status"], answer["body"])
             return False
         return True
+
+
+def serve(handler, state):
+    """Serve ``handler`` bound to ``state`` on 127.0.0.1 (``state.url`` says where) until the generator resumes."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("BoundHandler", (handler,), {"state": state}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = "http://127.0.0.1:%d" % server.server_address[1]
+    yield state
+    server.shutdown()
+    server.server_close()

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
-from open_webui_fake import RecordedOpenWebUIHandler
+from open_webui_fake import RecordedOpenWebUIHandler, serve
 
 from ansible_collections.homelab.core.plugins.module_utils import _open_webui
 from ansible_collections.homelab.core.plugins.modules import open_webui_tool_servers
@@ -67,15 +65,7 @@ class FakeOpenWebUI:
 
 @pytest.fixture
 def fake(recorded):
-    state = FakeOpenWebUI(recorded)
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = "http://127.0.0.1:%d" % server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    yield from serve(Handler, FakeOpenWebUI(recorded))
 
 
 def args(fake, connections, **extra):

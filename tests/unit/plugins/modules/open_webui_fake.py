@@ -13,9 +13,15 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+# What _posted returns for the sign-in, which it answers itself.
+SIGNED_IN = object()
+
+
 class RecordedOpenWebUIHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state = None
+    # The admin's password that the sign-in accepts (with admin@homelab.test).
+    password = None
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
@@ -31,6 +37,17 @@ class RecordedOpenWebUIHandler(BaseHTTPRequestHandler):
     def _body(self):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length)) if length else None
+
+    def _posted(self):
+        """The body of a POST, recorded; SIGNED_IN when it was the sign-in, which is answered here."""
+        body = self._body()
+        self.state.requests.append(("POST", self.path, body))
+        if self.path != "/api/v1/auths/signin":
+            return body
+        good = body == {"email": "admin@homelab.test", "password": self.password}
+        answer = self.state.recorded("signin_ok.json" if good else "signin_bad_password.json")
+        self._answer(answer["status"], answer["body"])
+        return SIGNED_IN
 
     def _authorised(self):
         token = self.state.recorded("signin_ok.json")["body"]["token"]

@@ -18,7 +18,7 @@ import copy
 import json
 
 import pytest
-from open_webui_fake import RecordedOpenWebUIHandler, serve
+from open_webui_fake import SIGNED_IN, RecordedOpenWebUIHandler, serve
 
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import ollama_plan
 from ansible_collections.homelab.core.plugins.modules import open_webui_ollama_urls
@@ -42,19 +42,18 @@ def test_the_recordings_show_why_the_module_exists(recorded):
 
 
 class Handler(RecordedOpenWebUIHandler):
+    password = PASSWORD
+
     def do_GET(self):  # noqa: N802 - http.server's naming
         self.state.requests.append(("GET", self.path, None))
         if self.path == "/ollama/config" and self._authorised():
             self._answer(200, copy.deepcopy(self.state.config))
 
     def do_POST(self):  # noqa: N802 - http.server's naming
-        body = self._body()
-        self.state.requests.append(("POST", self.path, body))
-        if self.path == "/api/v1/auths/signin":
-            good = body == {"email": "admin@homelab.test", "password": PASSWORD}
-            answer = self.state.recorded("signin_ok.json" if good else "signin_bad_password.json")
-            self._answer(answer["status"], answer["body"])
-        elif self.path == "/ollama/config/update" and self._authorised():
+        body = self._posted()
+        if body is SIGNED_IN:
+            return
+        if self.path == "/ollama/config/update" and self._authorised():
             # update_config: configs only for the listed URLs' indexes; every field stored as given.
             valid = set(str(index) for index in range(len(body["OLLAMA_BASE_URLS"])))
             self.state.config = {"ENABLE_OLLAMA_API": body.get("ENABLE_OLLAMA_API"),

@@ -15,7 +15,7 @@ import copy
 import json
 
 import pytest
-from open_webui_fake import RecordedOpenWebUIHandler, serve
+from open_webui_fake import SIGNED_IN, RecordedOpenWebUIHandler, serve
 
 from ansible_collections.homelab.core.plugins.module_utils import _open_webui
 from ansible_collections.homelab.core.plugins.modules import open_webui_tool_servers
@@ -31,19 +31,18 @@ def recorded(fixture_text):
 
 
 class Handler(RecordedOpenWebUIHandler):
+    password = PASSWORD
+
     def do_GET(self):  # noqa: N802 - http.server's naming
         self.state.requests.append(("GET", self.path, None))
         if self.path == "/api/v1/configs/tool_servers" and self._authorised():
             self._answer(200, {"TOOL_SERVER_CONNECTIONS": copy.deepcopy(self.state.connections)})
 
     def do_POST(self):  # noqa: N802 - http.server's naming
-        body = self._body()
-        self.state.requests.append(("POST", self.path, body))
-        if self.path == "/api/v1/auths/signin":
-            good = body == {"email": "admin@homelab.test", "password": PASSWORD}
-            answer = self.state.recorded("signin_ok.json" if good else "signin_bad_password.json")
-            self._answer(answer["status"], answer["body"])
-        elif self.path == "/api/v1/configs/tool_servers" and self._authorised():
+        body = self._posted()
+        if body is SIGNED_IN:
+            return
+        if self.path == "/api/v1/configs/tool_servers" and self._authorised():
             self.state.connections = body["TOOL_SERVER_CONNECTIONS"]
             self._answer(200, {"TOOL_SERVER_CONNECTIONS": self.state.connections})
         elif self.path == "/api/v1/configs/tool_servers/verify" and self._authorised():

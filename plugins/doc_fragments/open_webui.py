@@ -40,4 +40,10 @@ options:
     description: Verify TLS certificates when O(url) is C(https).
     type: bool
     default: true
+  session_file:
+    description:
+      - A root-only file (mode 0600, written without following a link) where the admin's session token is kept and
+        reused while Open-WebUI accepts it, so that runs do not spend Open-WebUI's sign-ins (15 per email in 3
+        minutes). Check mode reads it but writes none. Without it every run signs in.
+    type: path
 """

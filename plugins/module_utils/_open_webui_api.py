@@ -21,6 +21,8 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.homelab.core.plugins.module_utils._answers import answer_message
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import connection_id
+from ansible_collections.homelab.core.plugins.module_utils._safe_read import Refused
+from ansible_collections.homelab.core.plugins.module_utils._state_file import StateFile
 
 
 def _detail_of(body):
@@ -29,6 +31,8 @@ def _detail_of(body):
 
 
 SIGNIN = "/api/v1/auths/signin"
+# The signed-in user (routers/auths.py get_session_user): 200 while a token is valid.
+SESSION_USER = "/api/v1/auths/"
 TOOL_SERVERS = "/api/v1/configs/tool_servers"
 VERIFY = "/api/v1/configs/tool_servers/verify"
 OLLAMA_CONFIG = "/ollama/config"
@@ -54,9 +58,19 @@ def admin_argument_spec(**more):
         timeout=dict(type="int", default=30),
         wait=dict(type="int", default=180),
         validate_certs=dict(type="bool", default=True),
+        session_file=dict(type="path"),
     )
     spec.update(more)
     return spec
+
+
+def signed_in(module):
+    """An OpenWebUI client for the module's options, signed in as the admin (reusing the session_file's token)."""
+    params = module.params
+    api = OpenWebUI(params["url"], params["timeout"], params["validate_certs"], wait=params["wait"])
+    session = StateFile(params["session_file"]) if params["session_file"] else None
+    api.sign_in(params["admin_email"], params["admin_password"], session=session, keep=not module.check_mode)
+    return api
 
 
 class OpenWebUIError(Exception):
@@ -99,7 +113,30 @@ class OpenWebUI:
         except ValueError:
             return status, raw.decode("utf-8", "replace")
 
-    def sign_in(self, email, password):
+    def _reuse(self, email, session):
+        """Whether the token kept in ``session`` (a _state_file.StateFile) for this URL and admin still signs in."""
+        try:
+            saved = session.read() or {}
+        except (OSError, Refused) as error:
+            raise OpenWebUIError("Cannot read Open-WebUI's session file %s: %s." % (session.path, error))
+        if saved.get("signed_in_as") != {"url": self.url, "email": email.lower()} or not isinstance(saved.get("token"), str):
+            return False
+        self.token = saved["token"]
+        try:
+            status, body = self.call("GET", SESSION_USER)
+        except OpenWebUIError:
+            status, body = None, None
+        if status == 200 and isinstance(body, dict) and body.get("role") == "admin":
+            return True
+        self.token = None
+        return False
+
+    def sign_in(self, email, password, session=None, keep=True):
+        """Sign in as the admin. With ``session``, reuse the token kept there while Open-WebUI accepts it, and keep a
+        new one there (unless ``keep`` is false: check mode): Open-WebUI 0.12.4 allows 15 sign-ins per email in 3
+        minutes (routers/auths.py signin_rate_limiter), and each run would spend one per module."""
+        if session is not None and self._reuse(email, session):
+            return
         deadline = self.clock() + self.wait
         while True:
             try:
@@ -112,12 +149,21 @@ class OpenWebUI:
             if status in (502, 503) and self.clock() < deadline:
                 self.sleep(2)
                 continue
+            # Too many sign-ins for this email: the oldest leave the rolling window a minute at a time.
+            if status == 429 and self.clock() < deadline:
+                self.sleep(10)
+                continue
             break
         if status == 200 and isinstance(body, dict) and body.get("token"):
             if body.get("role") not in (None, "admin"):
                 raise OpenWebUIError("Open-WebUI user %s signed in but is not an admin (role %r): admin_email must "
                                      "name an admin." % (email, body.get("role")))
             self.token = body["token"]
+            if session is not None and keep:
+                try:
+                    session.write({"token": self.token, "signed_in_as": {"url": self.url, "email": email.lower()}})
+                except (OSError, Refused) as error:
+                    raise OpenWebUIError("Cannot keep Open-WebUI's session in %s: %s." % (session.path, error))
             return
         raise OpenWebUIError("Cannot sign in to Open-WebUI at %s as %s: HTTP %s, %s. Check admin_email and "
                              "admin_password (the Open-WebUI admin created from WEBUI_ADMIN_EMAIL / "

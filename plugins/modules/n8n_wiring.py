@@ -178,24 +178,20 @@ credentials:
   sample: {"Ollama (homelab)": {"id": "CoIxFLlr1cXVw1Yl", "type": "ollamaApi", "action": "unchanged", "reasons": []}}
 """
 
-import errno
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.core.plugins.module_utils import _safe_read
 from ansible_collections.homelab.core.plugins.module_utils._n8n import LOGIN_PATH, Client, N8nError
+from ansible_collections.homelab.core.plugins.module_utils._state_file import StateFile
 
 STATE_VERSION = 1
-STATE_LIMIT = 1 << 20
 # n8n 2.41.1 n8n-workflow constants.js CREDENTIAL_BLANKING_VALUE: what credential reads return for a set secret field.
 BLANK = "__n8n_BLANK_VALUE_e5362baf-c777-4d57-a609-6eaf1f9e87f6"
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def fingerprint(salt, data):
@@ -225,52 +221,6 @@ def plan_credential(wanted, found, record, salt):
         if record.get("updated_at") != found.get("updatedAt"):
             reasons.append("it was edited in n8n since this role wrote it")
     return ("update" if reasons else "unchanged"), reasons
-
-
-class StateFile:
-    """The root-only JSON state, read and written without following a planted link."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def read(self):
-        try:
-            data = json.loads(_safe_read.read_file(self.path, STATE_LIMIT).decode("utf-8"))
-        except FileNotFoundError:
-            return None
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def write(self, data):
-        directory, name = _safe_read.split(self.path)
-        text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        dir_fd = _safe_read.open_dir(directory)
-        try:
-            try:
-                st = os.lstat(name, dir_fd=dir_fd)
-            except FileNotFoundError:
-                st = None
-            if st is not None and not stat.S_ISREG(st.st_mode):
-                raise _safe_read.Refused("it is %s, which is not replaced" % _safe_read.kind_text(st.st_mode))
-            tmp = ".%s.%s.tmp" % (name, secrets.token_hex(6))
-            fd = os.open(tmp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    os.fchmod(handle.fileno(), 0o600)
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except BaseException:
-                try:
-                    os.unlink(tmp, dir_fd=dir_fd)
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
-                raise
-        finally:
-            os.close(dir_fd)
 
 
 class Wiring:

@@ -87,7 +87,7 @@ removed:
 """
 
 from ansible_collections.homelab.core.plugins.module_utils._open_webui import ollama_plan
-from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_module
+from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUIError, admin_module, signed_in
 
 
 def run(module):
@@ -96,10 +96,9 @@ def run(module):
     bad = [url for url in wanted if not url.startswith(("http://", "https://"))]
     if bad:
         module.fail_json(msg="urls must start with http:// or https://, not %s." % ", ".join(bad))
-    api = OpenWebUI(params["url"], params["timeout"], params["validate_certs"], wait=params["wait"])
     changed = False
     try:
-        api.sign_in(params["admin_email"], params["admin_password"])
+        api = signed_in(module)
         stored = api.read_ollama()
         config, added, removed = ollama_plan(stored, wanted)
         before = list(stored.get("OLLAMA_BASE_URLS") or [])

@@ -162,7 +162,7 @@ from ansible_collections.homelab.core.plugins.module_utils._open_webui import (
     plan,
     public_view,
 )
-from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUI, OpenWebUIError, admin_module
+from ansible_collections.homelab.core.plugins.module_utils._open_webui_api import OpenWebUIError, admin_module, signed_in
 
 
 def run(module):
@@ -172,10 +172,9 @@ def run(module):
     errors = check_wanted(wanted, prefix)
     if errors:
         module.fail_json(msg=" ".join(errors))
-    api = OpenWebUI(params["url"], params["timeout"], params["validate_certs"], wait=params["wait"])
     changed = False
     try:
-        api.sign_in(params["admin_email"], params["admin_password"])
+        api = signed_in(module)
         existing = api.read()
         new, added, updated, removed = plan(existing, wanted, prefix, params["access_grants"])
         changed = bool(added or updated or removed)

@@ -38,6 +38,15 @@ class RecordedOpenWebUIHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length)) if length else None
 
+    def _got(self):
+        """Record a GET; True when it was the session check (GET /api/v1/auths/), which is answered here."""
+        self.state.requests.append(("GET", self.path, None))
+        if self.path != "/api/v1/auths/":
+            return False
+        if self._authorised():
+            self._answer(200, {"id": "recorded-admin", "email": "admin@homelab.test", "role": "admin"})
+        return True
+
     def _posted(self):
         """The body of a POST, recorded; SIGNED_IN when it was the sign-in, which is answered here."""
         body = self._body()

@@ -45,7 +45,8 @@ class Handler(RecordedOpenWebUIHandler):
     password = PASSWORD
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        self.state.requests.append(("GET", self.path, None))
+        if self._got():
+            return
         if self.path == "/ollama/config" and self._authorised():
             self._answer(200, copy.deepcopy(self.state.config))
 

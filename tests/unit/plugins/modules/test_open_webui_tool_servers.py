@@ -17,7 +17,7 @@ import json
 import pytest
 from open_webui_fake import SIGNED_IN, RecordedOpenWebUIHandler, serve
 
-from ansible_collections.homelab.core.plugins.module_utils import _open_webui
+from ansible_collections.homelab.core.plugins.module_utils import _open_webui, _open_webui_api
 from ansible_collections.homelab.core.plugins.modules import open_webui_tool_servers
 
 PASSWORD = "Local-Admin-Pass-1"
@@ -34,7 +34,8 @@ class Handler(RecordedOpenWebUIHandler):
     password = PASSWORD
 
     def do_GET(self):  # noqa: N802 - http.server's naming
-        self.state.requests.append(("GET", self.path, None))
+        if self._got():
+            return
         if self.path == "/api/v1/configs/tool_servers" and self._authorised():
             self._answer(200, {"TOOL_SERVER_CONNECTIONS": copy.deepcopy(self.state.connections)})
 
@@ -186,7 +187,7 @@ def test_unreachable_open_webui(run_module):
 
 def test_the_sign_in_waits_while_open_webui_is_still_starting(monkeypatch):
     """Restarted on a new data directory, Open-WebUI resets connections until it has migrated its database."""
-    answers = [open_webui_tool_servers.OpenWebUIError("Cannot reach Open-WebUI"), (503, None),
+    answers = [_open_webui_api.OpenWebUIError("Cannot reach Open-WebUI"), (503, None),
                (200, {"token": "T", "role": "admin"})]
     clock = iter(range(0, 1000, 2))
 
@@ -195,18 +196,18 @@ def test_the_sign_in_waits_while_open_webui_is_still_starting(monkeypatch):
         if isinstance(answer, Exception):
             raise answer
         return answer
-    api = open_webui_tool_servers.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=60, sleep=lambda _seconds: None,
-                                            clock=lambda: next(clock))
+    api = _open_webui_api.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=60, sleep=lambda _seconds: None,
+                                    clock=lambda: next(clock))
     monkeypatch.setattr(api, "call", call)
     api.sign_in("admin@homelab.test", PASSWORD)
     assert api.token == "T" and answers == []
     # Past the wait, the error is the module's sentence.
-    late = open_webui_tool_servers.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=0)
+    late = _open_webui_api.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=0)
 
     def down(*_args):
-        raise open_webui_tool_servers.OpenWebUIError("down")
+        raise _open_webui_api.OpenWebUIError("down")
     monkeypatch.setattr(late, "call", down)
-    with pytest.raises(open_webui_tool_servers.OpenWebUIError):
+    with pytest.raises(_open_webui_api.OpenWebUIError):
         late.sign_in("admin@homelab.test", PASSWORD)
 
 
@@ -242,3 +243,48 @@ def test_one_key_for_every_connection(fake, run_module, recorded):
     assert result["updated"] == {"homelab-alpha": ["key"], "homelab-beta": ["key"]}
     assert [c["key"] for c in fake.connections] == ["rotated-key-all"] * 2
     no_secret(result)
+
+
+def sign_ins(fake):
+    return [body for method, path, body in fake.requests if method == "POST" and path == "/api/v1/auths/signin"]
+
+
+def test_a_kept_session_is_reused_so_runs_spend_no_sign_in(fake, run_module, tmp_path):
+    """Open-WebUI 0.12.4 allows 15 sign-ins per email in 3 minutes; a converge, its idempotence run, a check and the
+    tests' own sign-ins spent them. The token is kept root-only and reused while Open-WebUI accepts it."""
+    session = tmp_path / "open-webui-session.json"
+    run_module(open_webui_tool_servers, args(fake, [ALPHA], session_file=str(session)))
+    assert len(sign_ins(fake)) == 1
+    assert oct(session.stat().st_mode & 0o777) == "0o600"
+    kept = json.loads(session.read_text())
+    assert kept["signed_in_as"] == {"url": fake.url, "email": "admin@homelab.test"} and kept["token"]
+    for _run in range(3):
+        assert run_module(open_webui_tool_servers, args(fake, [ALPHA], session_file=str(session)))["changed"] is False
+    assert len(sign_ins(fake)) == 1
+    # A token Open-WebUI no longer accepts: one new sign-in, and the new token is kept.
+    session.write_text(json.dumps(dict(kept, token="revoked")))
+    run_module(open_webui_tool_servers, args(fake, [ALPHA], session_file=str(session)))
+    assert len(sign_ins(fake)) == 2 and json.loads(session.read_text())["token"] == kept["token"]
+
+
+def test_check_mode_keeps_no_session_and_a_planted_link_is_not_followed(fake, run_module, tmp_path):
+    session = tmp_path / "open-webui-session.json"
+    run_module(open_webui_tool_servers, args(fake, [ALPHA], session_file=str(session), _ansible_check_mode=True))
+    assert not session.exists()
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    session.symlink_to(target)
+    result = run_module(open_webui_tool_servers, args(fake, [ALPHA], session_file=str(session)))
+    assert result["failed"] is True
+    assert "session" in result["msg"] and target.read_text() == "untouched"
+
+
+def test_too_many_sign_ins_are_waited_out(monkeypatch):
+    answers = [(429, {"detail": "API rate limit exceeded"}), (200, {"token": "T", "role": "admin"})]
+    slept = []
+    clock = iter(range(0, 1000, 10))
+    api = _open_webui_api.OpenWebUI("http://127.0.0.1:3000", 5, True, wait=180, sleep=slept.append,
+                                    clock=lambda: next(clock))
+    monkeypatch.setattr(api, "call", lambda *_args: answers.pop(0))
+    api.sign_in("admin@homelab.test", PASSWORD)
+    assert api.token == "T" and slept == [10]

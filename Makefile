@@ -49,7 +49,7 @@ unit: setup  ## Unit tests for modules and module_utils.
 # Plain, unwrapped output whatever TERM says: the log is read by people, CI's tail and
 # repeat-failures.sh alike.
 molecule: export NO_COLOR := 1
-molecule: setup  ## Molecule scenarios (all, in two lanes side by side, or SCENARIO=name) on a real Docker engine.
+molecule: setup  ## Molecule scenarios (all, in three lanes side by side, or SCENARIO=name) on a real Docker engine.
 ifeq ($(SCENARIO),)
 	tests/scripts/with-docker-engine.sh tests/scripts/molecule-lanes.sh $(TEST_LOGS)
 else

@@ -24,6 +24,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from compose_project import containers  # noqa: E402
 from playbook_runs import assert_refused, recap_changed, run_site  # noqa: E402
 
 CONTROL, GPU_1, GPU_2 = "homelab-fleet-control", "homelab-fleet-gpu-1", "homelab-fleet-gpu-2"
@@ -83,19 +84,14 @@ def ollama_url(name, path="/api/version"):
     return "http://%s:%d%s" % (ADDRESS[name], OLLAMA_PORT, path)
 
 
-def services(name):
-    lines = node(name).check_output("docker compose -p homelab ps --all --format json").splitlines()
-    return {entry["Service"]: entry for entry in map(json.loads, lines)}
-
-
 def test_each_host_runs_what_its_group_places_on_it():
-    control = services(CONTROL)
+    control = containers(node(CONTROL))
     # No tunnel token in this inventory, so no cloudflared.
     assert sorted(control) == sorted(["open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify"])
     for name in (GPU_1, GPU_2):
-        assert sorted(services(name)) == ["ollama"], name
+        assert sorted(containers(node(name))) == ["ollama"], name
     for name in (CONTROL, GPU_1, GPU_2):
-        for service, entry in services(name).items():
+        for service, entry in containers(node(name)).items():
             assert (entry["State"], entry["Health"]) == ("running", "healthy"), (name, service)
 
 
@@ -227,7 +223,7 @@ def test_an_earlier_versions_stopped_unit_is_predicted_then_required_and_started
 def wait_for_healthy_ollama(name, timeout=180):
     deadline = time.monotonic() + timeout
     while True:
-        entry = services(name).get("ollama", {})
+        entry = containers(node(name)).get("ollama", {})
         if (entry.get("State"), entry.get("Health")) == ("running", "healthy"):
             return
         assert time.monotonic() < deadline, (name, entry)

@@ -14,6 +14,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from compose_project import containers  # noqa: E402
 from junit_changes import changed_tasks, latest_report  # noqa: E402
 from playbook_runs import flat, recap_changed, run_site  # noqa: E402
 import target_http  # noqa: E402
@@ -25,11 +26,6 @@ ADMIN = {"email": "admin@homelab.test", "password": "Molecule-Admin-Pass-1"}
 MODEL = "qwen2.5:0.5b"
 # One instance per recorded GPU (tests/unit/fixtures/gpu/smi_rtx3090x2_query.stdout): name, device, port.
 INSTANCES = {"ollama-gpu0": ("0", 11434), "ollama-gpu1": ("1", 11435)}
-
-
-def services(host):
-    lines = host.check_output("docker compose -p %s ps --all --format json" % PROJECT).splitlines()
-    return {json.loads(line)["Service"]: json.loads(line) for line in lines}
 
 
 def inspect(host, container):
@@ -50,7 +46,7 @@ def test_the_check_run_predicted_nothing(host):
 
 
 def test_one_ollama_per_gpu_each_given_only_its_own_device(host):
-    running = services(host)
+    running = containers(host, PROJECT)
     assert {name for name in running if name.startswith("ollama")} == set(INSTANCES), sorted(running)
     for name, (device, port) in INSTANCES.items():
         assert running[name]["State"] == "running" and running[name]["Health"] == "healthy", running[name]
@@ -116,7 +112,7 @@ def test_a_partial_offload_fails_the_gate_naming_the_cause_and_auto_only_warns(h
 def test_without_its_gpu_the_model_runs_on_the_cpu_and_the_gate_says_so(host):
     """The stand-in's placement follows what Docker handed over: the same image and models started without the
     device request get no GPU, and the gate, asked about that container, fails naming the CPU."""
-    image = inspect(host, services(host)["ollama-gpu0"]["ID"])["Config"]["Image"]
+    image = inspect(host, containers(host, PROJECT)["ollama-gpu0"]["ID"])["Config"]["Image"]
     host.check_output("docker rm -f homelab-test-no-gpu >/dev/null 2>&1; docker run -d --name homelab-test-no-gpu "
                       "-p 127.0.0.1:11499:11434 -v %s/data/ollama/gpu0:/root/.ollama %s" % (ROOT, image))
     try:
@@ -133,7 +129,7 @@ def test_without_its_gpu_the_model_runs_on_the_cpu_and_the_gate_says_so(host):
 def test_back_to_shared_removes_the_extra_instance_and_keeps_its_models(host):
     rc, output = run_site("-e", "homelab_ollama_gpu_layout=shared")
     assert rc == 0, output
-    running = services(host)
+    running = containers(host, PROJECT)
     assert {name for name in running if name.startswith("ollama")} == {"ollama"}, sorted(running)
     # Every model directory stays on disk, the per-GPU ones included.
     for device in ("0", "1"):
@@ -145,6 +141,6 @@ def test_back_to_shared_removes_the_extra_instance_and_keeps_its_models(host):
     # And back to one per GPU: the models are there again, nothing pulled twice.
     rc, output = run_site()
     assert rc == 0, output
-    assert {name for name in services(host) if name.startswith("ollama")} == set(INSTANCES)
+    assert {name for name in containers(host, PROJECT) if name.startswith("ollama")} == set(INSTANCES)
     rc, output = run_site()
     assert rc == 0 and recap_changed(output, host.backend.host) == 0, output

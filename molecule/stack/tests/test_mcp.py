@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from compose_project import containers  # noqa: E402
 from junit_changes import expected_changes  # noqa: E402
 from playbook_runs import assert_refused, run_site  # noqa: E402
 
@@ -32,11 +33,6 @@ DEPLOYED = {"x-mcp": 3302, "tiktok-mcp": 3300, "youtube-mcp": 3301, "n8n-mcp": 3
 LEFT_OUT = {}
 AFTER_DRIFT = bool(expected_changes(EPHEMERAL))
 first_verify_only = pytest.mark.skipif(AFTER_DRIFT, reason="runs once, in the verify before the drift")
-
-
-def mcp_containers(host):
-    lines = host.check_output("docker compose -p %s ps --all --format json" % PROJECT).splitlines()
-    return {entry["Service"]: entry for entry in map(json.loads, lines)}
 
 
 def access_key(host):
@@ -71,7 +67,7 @@ def raw_post(host, port, authorization=None):
 
 
 def test_only_the_servers_with_every_credential_run(host):
-    services = mcp_containers(host)
+    services = containers(host, PROJECT)
     assert set(services) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}
     assert all(entry["Health"] == "healthy" for entry in services.values()), services
     listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
@@ -166,27 +162,27 @@ def probe(host, container_id, url):
 
 def assert_fenced(host, servers):
     """From inside each server, every other server is unreachable; the gateway on its own network still asks for the key."""
-    containers = mcp_containers(host)
-    gateway = addresses(host, containers["mcp-gateway"]["ID"])
+    running = containers(host, PROJECT)
+    gateway = addresses(host, running["mcp-gateway"]["ID"])
     for name in servers:
-        own = addresses(host, containers[name]["ID"])
+        own = addresses(host, running[name]["ID"])
         for other in servers:
             if other == name:
                 continue
-            for network, address in addresses(host, containers[other]["ID"]).items():
-                answer = probe(host, containers[name]["ID"], "http://%s:%d/mcp" % (address, CONTAINER_PORT[other]))
+            for network, address in addresses(host, running[other]["ID"]).items():
+                answer = probe(host, running[name]["ID"], "http://%s:%d/mcp" % (address, CONTAINER_PORT[other]))
                 assert answer.startswith("unreachable"), "%s reached %s on %s: %s" % (name, other, network, answer)
             # Not a probe that cannot succeed: the same request to the gateway is answered, with 401.
             shared = [gateway[network] for network in own if network in gateway]
             assert shared, "%s shares no network with the gateway" % name
-            answer = probe(host, containers[name]["ID"], "http://%s:%d/mcp" % (shared[0], PUBLISHED[other]))
+            answer = probe(host, running[name]["ID"], "http://%s:%d/mcp" % (shared[0], PUBLISHED[other]))
             assert answer == "401", "%s asked the gateway for %s: %s" % (name, other, answer)
 
 
 def test_servers_cannot_reach_each_other_and_run_without_capabilities(host):
     assert_fenced(host, sorted(DEPLOYED))
-    containers = mcp_containers(host)
-    for name, entry in containers.items():
+    running = containers(host, PROJECT)
+    for name, entry in running.items():
         config = json.loads(host.check_output("docker inspect -f '{{json .HostConfig}}' %s" % entry["ID"]))
         assert config["CapDrop"] == ["ALL"], name
         assert "no-new-privileges:true" in (config["SecurityOpt"] or []), name
@@ -216,8 +212,7 @@ def wait_healthy(host, project, service, tries=90):
 def page_rows(host, **changed):
     """Every service of both stacks as the status page should show it: the main stack's deployed here (cloudflared
     grey: its metrics are on its own loopback), the MCP gateway, the dashboard and the deployed servers."""
-    main = {entry["Service"] for entry in map(json.loads, host.check_output(
-        "docker compose -p %s ps --all --format json" % MAIN_PROJECT).splitlines())}
+    main = set(containers(host, MAIN_PROJECT))
     rows = {name: ("unprobed" if name == "cloudflared" else "up") for name in main}
     rows.update({name: "up" for name in set(DEPLOYED) | {"mcp-gateway", "dashboard"}})
     rows.update(changed)
@@ -228,7 +223,7 @@ def test_the_status_pages_probes_leave_no_session_open(host):
     """Each probe's initialize opens a session; left open, they pile up every 5 s until n8n-mcp refuses new ones
     (N8N_MCP_MAX_SESSIONS, 100) and its limiter then shuts out every client behind the gateway (a CI run saw
     Open-WebUI's connection to n8n-mcp refused so). The gateway's log shows each one ended (DELETE, 2xx)."""
-    gateway = mcp_containers(host)["mcp-gateway"]["ID"]
+    gateway = containers(host, PROJECT)["mcp-gateway"]["ID"]
     logged = host.run("sleep 16 && docker logs --since 15s %s 2>&1" % gateway).stdout
     requests = [line.split('"')[1].split()[0] + " " + line.split('"')[2].split()[0] for line in logged.splitlines()
                 if line.endswith('"homelab-status"') and '/mcp HTTP/1.1"' in line]
@@ -307,7 +302,7 @@ def test_n8n_mcp_runs_with_the_key_the_role_made_in_n8n_and_reaches_n8n(host):
     assert (wiring.user, wiring.group, wiring.mode) == ("root", "root", 0o600)
     key = json.loads(wiring.content_string)["api_key"]["key"]
     # n8n-mcp got that key as a file, never in its environment.
-    container = mcp_containers(host)["n8n-mcp"]["ID"]
+    container = containers(host, PROJECT)["n8n-mcp"]["ID"]
     assert host.check_output("docker exec %s cat /run/secrets/env/N8N_API_KEY" % container) == key
     assert key not in host.check_output("docker inspect %s" % container)
     result = client(host, DEPLOYED["n8n-mcp"], tool="n8n_health_check")
@@ -335,20 +330,19 @@ def open_webui_connections(host):
 
 
 def main_containers(host):
-    lines = host.check_output("docker compose -p %s ps --all --format json" % MAIN_PROJECT).splitlines()
-    return {entry["Service"]: entry["ID"] for entry in map(json.loads, lines)}
+    return {service: entry["ID"] for service, entry in containers(host, MAIN_PROJECT).items()}
 
 
 @first_verify_only
 def test_a_server_removed_and_added_back_touches_only_it_its_route_and_its_open_webui_connection(host):
-    before = ({name: entry["ID"] for name, entry in mcp_containers(host).items()}, main_containers(host),
+    before = ({name: entry["ID"] for name, entry in containers(host, PROJECT).items()}, main_containers(host),
               open_webui_connections(host))
     assert before[2] == {"homelab-%s" % name: "http://mcp-gateway:%d/mcp" % port for name, port in DEPLOYED.items()}
     secrets = {name: value for name, value in scenario_secrets().items() if not name.startswith("tiktok_")}
     try:
         rc, output = run_site("-e", json.dumps({"mcp_stack_secrets": secrets}))
         assert rc == 0, output
-        after = {name: entry["ID"] for name, entry in mcp_containers(host).items()}
+        after = {name: entry["ID"] for name, entry in containers(host, PROJECT).items()}
         assert set(after) == {"x-mcp", "youtube-mcp", "n8n-mcp", "mcp-gateway", "dashboard"}
         # The other servers and the whole main stack were not touched; the gateway and the dashboard changed their routes.
         for name in ("x-mcp", "youtube-mcp", "n8n-mcp"):
@@ -363,7 +357,7 @@ def test_a_server_removed_and_added_back_touches_only_it_its_route_and_its_open_
     finally:
         rc, output = run_site()
         assert rc == 0, output
-    assert set(mcp_containers(host)) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}
+    assert set(containers(host, PROJECT)) == set(DEPLOYED) | {"mcp-gateway", "dashboard"}
     assert open_webui_connections(host) == before[2]
     assert main_containers(host) == before[1]
 
@@ -372,7 +366,7 @@ def test_a_server_removed_and_added_back_touches_only_it_its_route_and_its_open_
 def test_a_partial_key_set_is_refused_on_the_converged_host_and_nothing_changes(host):
     """The fresh-host scenario proves the same refusal on a host that has nothing yet."""
     files = "%s/docker-compose-mcp.yml %s/secrets/mcp-stack.json" % (ROOT, ROOT)
-    before = (host.check_output("sha256sum " + files), {name: entry["ID"] for name, entry in mcp_containers(host).items()})
+    before = (host.check_output("sha256sum " + files), {name: entry["ID"] for name, entry in containers(host, PROJECT).items()})
     secrets = dict(scenario_secrets())
     del secrets["tiktok_client_secret"]
     rc, output = run_site("-e", json.dumps({"mcp_stack_secrets": secrets}))
@@ -381,4 +375,4 @@ def test_a_partial_key_set_is_refused_on_the_converged_host_and_nothing_changes(
                    "which tiktok-mcp also needs; add mcp_stack_secrets.tiktok_client_secret to deploy tiktok-mcp")
     for secret in secrets.values():
         assert secret not in output
-    assert (host.check_output("sha256sum " + files), {name: entry["ID"] for name, entry in mcp_containers(host).items()}) == before
+    assert (host.check_output("sha256sum " + files), {name: entry["ID"] for name, entry in containers(host, PROJECT).items()}) == before

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
+from compose_project import containers  # noqa: E402
 from junit_changes import changed_tasks, expected_changes, latest_report  # noqa: E402
 from playbook_runs import assert_refused, flat, recap_changed, run_site  # noqa: E402
 
@@ -21,11 +22,6 @@ PROJECT = "homelab"
 SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
 AFTER_DRIFT = bool(expected_changes(EPHEMERAL))
 first_verify_only = pytest.mark.skipif(AFTER_DRIFT, reason="runs once, in the verify before the drift")
-
-
-def containers(host):
-    lines = host.check_output("docker compose -p %s ps --all --format json" % PROJECT).splitlines()
-    return {entry["Service"]: entry for entry in map(json.loads, lines)}
 
 
 def persisted_secrets(host):
@@ -448,19 +444,6 @@ def test_changed_inventory_secret_recreates_only_the_affected_service(host):
     assert "rotated-by-the-test-0123456789" not in output
 
 
-@first_verify_only
-def test_teardown_and_redeploy_keep_a_database_row(host):
-    psql = "docker exec coolify-db psql -U coolify -d coolify -tAc "
-    host.check_output(psql + "\"CREATE TABLE IF NOT EXISTS survives (note text); INSERT INTO survives VALUES ('kept')\"")
-    rc, output = run_site("-e", "homelab_stack_state=absent")
-    assert rc == 0, output
-    assert host.check_output("docker ps -aq --filter label=com.docker.compose.project=%s" % PROJECT) == ""
-    assert host.file(ROOT + "/data/coolify-db/PG_VERSION").exists
-    rc, output = run_site()
-    assert rc == 0, output
-    assert host.check_output(psql + "\"SELECT note FROM survives\"") == "kept"
-
-
 def _refused(host, extra_vars, *sentences):
     before = host.check_output("sha256sum %s/docker-compose.yml %s/secrets/main-stack.json" % (ROOT, ROOT))
     rc, output = run_site("-e", json.dumps(extra_vars))
@@ -476,37 +459,6 @@ def test_silent_rotation_of_a_pinned_secret_fails(host):
     _refused(host, {"main_stack_secrets": {"coolify_db_password": "a-different-password-0123456789"}},
              "main_stack_secrets changes coolify_db_password, which this host already uses (/opt/homelab/secrets/main-stack.json)",
              "list the name in main_stack_rotate_secrets to rotate it on purpose.")
-
-
-def compose_services(host):
-    return json.loads(host.check_output("docker compose --project-directory %s config --format json" % ROOT))["services"]
-
-
-@first_verify_only
-def test_one_service_override_recreates_only_that_service(host):
-    before = {service: entry["ID"] for service, entry in containers(host).items()}
-    rendered_before = compose_services(host)
-    override = {"main_stack_images": {"ollama": {"tag": "0.32.15-override"}}, "main_stack_ports": {"ollama": 11435}}
-    try:
-        rc, output = run_site("-e", json.dumps(override))
-        assert rc == 0, output
-        # The compose file changed in ollama's block only.
-        rendered = compose_services(host)
-        assert [name for name in rendered if rendered[name] != rendered_before[name]] == ["ollama"]
-        after = containers(host)
-        assert after["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.32.15-override"
-        assert after["open-webui"]["Image"] == "127.0.0.1:5000/open-webui/open-webui:v0.12.4"
-        listeners = host.check_output("ss -Hltn | awk '{print $4}'").split()
-        assert "127.0.0.1:11435" in listeners and "127.0.0.1:11434" not in listeners
-        # Recreated: ollama, and open-webui, which compose recreates with the dependency it waits for.
-        assert [service for service in SERVICES if before[service] != after[service]["ID"]] == ["ollama", "open-webui"]
-    finally:
-        # Back to the catalogue's pins.
-        rc, output = run_site()
-        assert rc == 0, output
-    restored = containers(host)
-    assert restored["ollama"]["Image"] == "127.0.0.1:5000/ollama/ollama:0.32.15"
-    assert compose_services(host) == rendered_before
 
 
 def compose_config(host, root):

@@ -1,7 +1,7 @@
 """The backup role's host tool (roles/backup/files/homelab-backup.py) on real files, with the real tar, age and SQLite.
 
-The PostgreSQL and Redis steps need their servers; they run in the stack scenario
-(molecule/stack/tests/test_stack_restore.py), against the real images.
+The PostgreSQL and Redis steps need their servers; they run in the stack-lifecycle scenario
+(molecule/stack-lifecycle/tests/test_stack_restore.py), against the real images.
 """
 
 from __future__ import annotations

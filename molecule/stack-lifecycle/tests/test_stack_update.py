@@ -1,6 +1,6 @@
 """Updates of the main stack's images (playbooks/update.yml): a preview, an update that passes its
 health gate, one that fails it and rolls back by itself with the data intact, and a refused
-PostgreSQL major-version change. Runs after the backup tests (the file sorts after them).
+PostgreSQL major-version change. Runs last (the file sorts after the redeploy and backup tests).
 
 The second and third Ollama versions are test images made here, inside the target, from the
 Ollama stand-in and pushed to the target's registry: 0.32.16 is the same stand-in under a new tag,
@@ -12,24 +12,14 @@ import json
 import os
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
-from junit_changes import expected_changes  # noqa: E402
+from compose_project import containers  # noqa: E402
 from playbook_runs import assert_refused, flat, recap_changed, run_site  # noqa: E402
 
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-TARGET = "homelab-molecule-stack"
+TARGET = "homelab-molecule-stack-lifecycle"
 ROOT = "/opt/homelab"
 REGISTRY = "127.0.0.1:5000"
 OLLAMA = REGISTRY + "/ollama/ollama"
-
-pytestmark = pytest.mark.skipif(bool(expected_changes(EPHEMERAL)), reason="runs once, in the verify before the drift")
-
-
-def containers(host):
-    lines = host.check_output("docker compose -p homelab ps --all --format json").splitlines()
-    return {entry["Service"]: entry for entry in map(json.loads, lines)}
 
 
 def update(*extra):

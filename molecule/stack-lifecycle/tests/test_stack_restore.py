@@ -1,8 +1,8 @@
 """Backups and restores of both stacks (playbooks/backup.yml, playbooks/restore.yml) on the real
 PostgreSQL, Redis and n8n: data written (n8n's SQLite under a writer that does not pause), backed
 up, every backup file scanned for secrets as a reader of the backup disk would, the host's stacks
-destroyed, converged afresh and restored, and the data compared. Runs last in the first verify
-(the file sorts last)."""
+destroyed, converged afresh and restored, and the data compared. Runs after the redeploy tests and
+before the update tests (the files sort so)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
-from junit_changes import expected_changes  # noqa: E402
+from compose_project import containers  # noqa: E402
 from playbook_runs import assert_refused, recap_changed, run_site  # noqa: E402
 
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = "homelab-molecule-stack"
+TARGET = "homelab-molecule-stack-lifecycle"
 ROOT = "/opt/homelab"
 BACKUPS = "/var/backups/homelab"
 SAVED = "/root/saved-backups"
@@ -28,8 +25,6 @@ PSQL = "docker exec coolify-db psql -U coolify -d coolify -tAc "
 REDIS = "docker exec coolify-redis sh -c 'REDISCLI_AUTH=\"$(sed -n \"s/^requirepass //p\" /usr/local/etc/redis/redis.conf)\" redis-cli %s'"
 FILES = ["data/n8n/restore-test.bin", "data/open-webui/restore-test.bin"]
 SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
-
-pytestmark = pytest.mark.skipif(bool(expected_changes(EPHEMERAL)), reason="runs once, in the verify before the drift")
 
 
 def backup(*extra):
@@ -124,8 +119,7 @@ def writer_count(host):
 
 
 def healthy(host, project):
-    lines = host.check_output("docker compose -p %s ps --all --format json" % project).splitlines()
-    return {entry["Service"]: (entry["State"], entry["Health"]) for entry in map(json.loads, lines)}
+    return {service: (entry["State"], entry["Health"]) for service, entry in containers(host, project).items()}
 
 
 def test_backup_restore_round_trip_onto_a_destroyed_host(host):

@@ -27,7 +27,7 @@ ROOT = "/opt/homelab"
 PROJECT = "homelab-mcp"
 MAIN_PROJECT = "homelab"
 CLIENT = "/opt/mcp-test/bin/python /root/mcp_client.py"
-# Deployed by the scenario's inventory (molecule.yml): X with its bearer token, TikTok with its three keys,
+# Deployed by the scenario's inventory (molecule/resources/stack-inventory): X with its bearer token, TikTok with its three keys,
 # YouTube with its API key, and n8n-mcp, with the API key the main stack made in n8n (none in the inventory).
 DEPLOYED = {"x-mcp": 3302, "tiktok-mcp": 3300, "youtube-mcp": 3301, "n8n-mcp": 3303}
 LEFT_OUT = {}
@@ -291,8 +291,10 @@ def test_the_status_page_shows_both_stacks_the_gpu_the_models_the_backup_and_a_s
 
 
 def scenario_secrets():
-    with open(os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "molecule.yml"), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["provisioner"]["inventory"]["group_vars"]["homelab"]["mcp_stack_secrets"]
+    """mcp_stack_secrets as the scenario's inventory has them (its group_vars, linked from molecule/resources)."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    with open(os.path.join(inventory, "group_vars", "homelab.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["mcp_stack_secrets"]
 
 
 def test_n8n_mcp_runs_with_the_key_the_role_made_in_n8n_and_reaches_n8n(host):

@@ -93,7 +93,7 @@ def test_the_key_from_the_secret_file_signs_the_sessions(host):
 
 def test_open_webui_uses_the_ollama_urls_the_role_passes(host):
     env = container_env(host)
-    # Two backends in this scenario (molecule.yml main_stack_ollama_urls): the role passes OLLAMA_BASE_URLS.
+    # Two backends in this scenario (its inventory's main_stack_ollama_urls): the role passes OLLAMA_BASE_URLS.
     urls = env["OLLAMA_BASE_URLS"].split(";")
     assert urls == ["http://ollama:11434", "http://homelab-ollama-1:11434"]
     token = admin_token(host)

@@ -18,7 +18,7 @@ ROOT = "/opt/homelab"
 MAIN_PROJECT = "homelab"
 MCP_PROJECT = "homelab-mcp"
 CLIENT = "/opt/mcp-test/bin/python /root/mcp_client.py"
-# The MCP servers the scenario deploys (molecule.yml) and their gateway ports (roles/mcp_stack/defaults/main.yml).
+# The MCP servers the scenario deploys (molecule/resources/stack-inventory) and their gateway ports (roles/mcp_stack/defaults/main.yml).
 DEPLOYED = {"x-mcp": 3302, "tiktok-mcp": 3300, "youtube-mcp": 3301, "n8n-mcp": 3303}
 PREFIX = "homelab-"
 

@@ -4,7 +4,9 @@
 # restore and update) in the second, and all the others one after another in the third. The
 # scenarios mostly wait (containers starting, health checks, Ansible's round trips): with `stack`
 # running alone, two cores were 60-90 % idle in its verify, so the lanes share them without
-# slowing each other much.
+# slowing each other much. On a clean clone, `stack` took 1848 s, `stack-lifecycle` 1358 s and the
+# third lane 1595 s, and the whole `make test` 2031 s, against 2640 s with two lanes, when `stack`
+# held the lifecycle tests too.
 #
 # Usage: molecule-lanes.sh LOG_DIR
 # Each scenario's whole output goes to LOG_DIR/molecule-<scenario>.log; this prints when each

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+# The main stack's services (project homelab) on a single host with Coolify and the tunnel, as the stack
+# scenarios' inventory deploys them.
+MAIN_STACK_SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
+
 
 def containers(host, project="homelab"):
     """Each service's container in project, stopped ones too: its `docker compose ps` entry, by service."""

@@ -9,11 +9,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
-from compose_project import compose_services, containers  # noqa: E402
+from compose_project import MAIN_STACK_SERVICES as SERVICES, compose_services, containers  # noqa: E402
 from playbook_runs import run_site  # noqa: E402
 
 ROOT = "/opt/homelab"
-SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
 PSQL = "docker exec coolify-db psql -U coolify -d coolify -tAc "
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
-from compose_project import containers  # noqa: E402
+from compose_project import MAIN_STACK_SERVICES as SERVICES, containers  # noqa: E402
 from playbook_runs import assert_refused, recap_changed, run_site  # noqa: E402
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,7 +24,6 @@ IDENTITY = "/root/homelab-age-identity.txt"
 PSQL = "docker exec coolify-db psql -U coolify -d coolify -tAc "
 REDIS = "docker exec coolify-redis sh -c 'REDISCLI_AUTH=\"$(sed -n \"s/^requirepass //p\" /usr/local/etc/redis/redis.conf)\" redis-cli %s'"
 FILES = ["data/n8n/restore-test.bin", "data/open-webui/restore-test.bin"]
-SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
 
 
 def backup(*extra):

@@ -12,14 +12,13 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "integration"))
-from compose_project import containers  # noqa: E402
+from compose_project import MAIN_STACK_SERVICES as SERVICES, containers  # noqa: E402
 from junit_changes import changed_tasks, expected_changes, latest_report  # noqa: E402
 from playbook_runs import assert_refused, flat, recap_changed, run_site  # noqa: E402
 
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 ROOT = "/opt/homelab"
 PROJECT = "homelab"
-SERVICES = ["ollama", "open-webui", "n8n", "coolify-db", "coolify-redis", "coolify-realtime", "coolify", "cloudflared"]
 AFTER_DRIFT = bool(expected_changes(EPHEMERAL))
 first_verify_only = pytest.mark.skipif(AFTER_DRIFT, reason="runs once, in the verify before the drift")
 
